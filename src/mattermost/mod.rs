@@ -1,0 +1,1 @@
+//! TEMPORARY stub until the Mattermost config writer lands.

@@ -1,0 +1,145 @@
+//! Header rules, each in one place: hop-by-hop removal and the forwarding headers.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// `X-Forwarded-For`.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Real-IP`.
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// `X-Forwarded-Proto`.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Hop-by-hop headers of RFC 9110 §7.6.1, plus the proxy-authentication pair of RFC 2616 §13.5.1.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Removes hop-by-hop headers and every header named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let mut named = headers.get_all(header::CONNECTION).iter();
+    match (named.next().cloned(), named.next().is_some()) {
+        (None, _) => {}
+        (Some(only), false) => remove_named(headers, &only),
+        (Some(_), true) => {
+            // Several Connection lines: rare enough that a copy of them is fine.
+            let all: Vec<HeaderValue> = headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .cloned()
+                .collect();
+            for v in &all {
+                remove_named(headers, v);
+            }
+        }
+    }
+    for h in &HOP_BY_HOP {
+        headers.remove(h);
+    }
+}
+
+fn remove_named(headers: &mut HeaderMap, connection: &HeaderValue) {
+    let Ok(s) = connection.to_str() else { return };
+    for token in s.split(',') {
+        let token = token.trim();
+        if token.eq_ignore_ascii_case("close")
+            || token.eq_ignore_ascii_case("keep-alive")
+            || token.eq_ignore_ascii_case("upgrade")
+        {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Whether `Connection` lists `token` (case-insensitive).
+pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            .unwrap_or(false)
+    })
+}
+
+/// The value of the client IP as a header value.
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
+    let mut buf = [0u8; 48];
+    let len = {
+        let mut cur = std::io::Cursor::new(&mut buf[..]);
+        // An IPv6 address is at most 45 characters; the buffer cannot overflow.
+        let _ = write!(cur, "{ip}");
+        cur.position() as usize
+    };
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// Sets the forwarding headers Mattermost reads, replacing whatever the client sent:
+/// `X-Forwarded-For` and `X-Real-IP` = the client IP, `X-Forwarded-Proto`, `X-Forwarded-Host`.
+pub fn set_forwarding(headers: &mut HeaderMap, client_ip: IpAddr, proto: &HeaderValue) {
+    let ip = ip_value(client_ip);
+    headers.insert(X_REAL_IP, ip.clone());
+    headers.insert(X_FORWARDED_FOR, ip);
+    headers.insert(X_FORWARDED_PROTO, proto.clone());
+    match headers.get(header::HOST).cloned() {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarding_headers_replace_client_values() {
+        let mut h = HeaderMap::new();
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        h.append(X_FORWARDED_FOR, HeaderValue::from_static("7.7.7.7"));
+        h.insert(X_REAL_IP, HeaderValue::from_static("6.6.6.6"));
+        h.insert(header::HOST, HeaderValue::from_static("chat.example.com"));
+        set_forwarding(
+            &mut h,
+            "2001:db8::1".parse().expect("ip"),
+            &HeaderValue::from_static("https"),
+        );
+        assert_eq!(h.get_all(X_FORWARDED_FOR).iter().count(), 1);
+        assert_eq!(h[X_FORWARDED_FOR], "2001:db8::1");
+        assert_eq!(h[X_REAL_IP], "2001:db8::1");
+        assert_eq!(h[X_FORWARDED_PROTO], "https");
+        assert_eq!(h[X_FORWARDED_HOST], "chat.example.com");
+    }
+}
