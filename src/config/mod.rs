@@ -305,7 +305,11 @@ impl Settings {
             by_ip: get(l, "rate_limit.by_ip", parse::bool)?,
             headers: get(l, "rate_limit.headers", header_names)?,
         };
-        let trusted_proxies = get(l, "client_ip.trusted_proxies", cidrs)?;
+        let trusted_proxies = get(
+            l,
+            "client_ip.trusted_proxies",
+            crate::edge::client_ip::parse_trusted_proxies,
+        )?;
         let cors = Cors {
             domains: parse::words(&l.get("cors.domains").value),
             exposed_headers: parse::words(&l.get("cors.exposed_headers").value),
@@ -488,19 +492,6 @@ fn header_names(s: &str) -> Result<Vec<HeaderName>, String> {
         .map(|w| {
             HeaderName::from_bytes(w.to_ascii_lowercase().as_bytes())
                 .map_err(|_| format!("`{w}` is not a valid header name"))
-        })
-        .collect()
-}
-
-/// Parses CIDRs or bare addresses, space- or comma-separated.
-pub fn cidrs(s: &str) -> Result<Vec<IpNet>, String> {
-    parse::list(s)
-        .into_iter()
-        .map(|entry| {
-            entry
-                .parse::<IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("`{entry}` is not a CIDR such as 10.0.0.0/8 or an IP address"))
         })
         .collect()
 }
