@@ -14,7 +14,7 @@ pub mod rate_limit;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 
 use crate::config::{ConfigError, Settings};
 use crate::proxy::body::ResponseBody;
@@ -40,7 +40,8 @@ pub enum Verdict {
 pub struct Passed {
     /// The client's IP (after trusted-proxy resolution).
     pub client_ip: IpAddr,
-    origin: Option<HeaderValue>,
+    /// Method and Origin of a request when CORS is on (its response may need CORS headers).
+    cors: Option<(Method, Option<HeaderValue>)>,
     rate: Option<RateHeaders>,
 }
 
@@ -60,7 +61,7 @@ impl Edge {
             exposed_headers: settings.cors.exposed_headers.clone(),
             allow_credentials: settings.cors.allow_credentials,
         })
-        .map_err(|e| ConfigError::Invalid(format!("MATTERMOST_CORS_DOMAINS: {e}")))?;
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let rl = &settings.rate_limit;
         let limiter = rl.enable.then(|| {
             RateLimiter::new(&rate_limit::RateLimitConfig {
@@ -89,7 +90,7 @@ impl Edge {
             return Verdict::Answer(local(StatusCode::OK, "ok\n"));
         }
         let client_ip = self.client_ip.resolve(peer, req.headers());
-        let mut origin = None;
+        let mut cors_req = None;
         if let Some(cors) = &self.cors {
             if let Some((status, headers)) = cors.preflight(req.method(), req.headers()) {
                 let mut resp = Response::new(crate::proxy::body::local(""));
@@ -97,7 +98,10 @@ impl Edge {
                 *resp.headers_mut() = headers;
                 return Verdict::Answer(resp);
             }
-            origin = req.headers().get(header::ORIGIN).cloned();
+            cors_req = Some((
+                req.method().clone(),
+                req.headers().get(header::ORIGIN).cloned(),
+            ));
         }
         let mut rate = None;
         if let Some(limiter) = &self.limiter {
@@ -107,12 +111,15 @@ impl Edge {
                     headers,
                     retry_after_secs,
                 } => {
-                    let mut resp = local(StatusCode::TOO_MANY_REQUESTS, "limit exceeded\n");
+                    let mut resp = local(StatusCode::TOO_MANY_REQUESTS, rate_limit::REFUSED_BODY);
                     headers.apply(resp.headers_mut());
-                    resp.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                    if let Some(cors) = &self.cors {
-                        cors.apply_actual(origin.as_ref(), resp.headers_mut());
+                    resp.headers_mut().insert(
+                        header::RETRY_AFTER,
+                        rate_limit::numeric_header_value(retry_after_secs),
+                    );
+                    // A browser can only read the 429 if it carries the CORS headers too.
+                    if let (Some(cors), Some((method, origin))) = (&self.cors, &cors_req) {
+                        cors.apply_actual(method, origin.as_ref(), resp.headers_mut());
                     }
                     return Verdict::Answer(resp);
                 }
@@ -120,15 +127,15 @@ impl Edge {
         }
         Verdict::Forward(Passed {
             client_ip,
-            origin,
+            cors: cors_req,
             rate,
         })
     }
 
     /// Adds the CORS and rate-limit headers to Mattermost's response.
     pub fn on_response(&self, passed: &Passed, headers: &mut HeaderMap) {
-        if let Some(cors) = &self.cors {
-            cors.apply_actual(passed.origin.as_ref(), headers);
+        if let (Some(cors), Some((method, origin))) = (&self.cors, &passed.cors) {
+            cors.apply_actual(method, origin.as_ref(), headers);
         }
         if let Some(rate) = &passed.rate {
             rate.apply(headers);
