@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use crate::config::cli::{Action, Cli};
 use crate::config::{CertSource, Layers, Settings, Source, TlsMode};
 use crate::edge::Edge;
+use crate::mattermost::{EdgeFacts, Targets};
 use crate::proxy::Proxy;
 use crate::server::{self, Handler};
 use crate::tls::{self, CertStore};
@@ -97,8 +98,33 @@ fn check(settings: &Settings, layers: &Layers) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn write_mattermost(settings: &Settings) -> Result<(), String> {
-    let _ = settings;
+/// Writes Mattermost's configuration to match the edge (no-op when no target is configured).
+fn write_mattermost(settings: &Settings) -> Result<(), crate::mattermost::Error> {
+    let rl = &settings.rate_limit;
+    let facts = EdgeFacts {
+        site_url: settings.site.url.clone(),
+        cors_domains: settings.cors.domains.clone(),
+        cors_exposed_headers: settings.cors.exposed_headers.clone(),
+        cors_allow_credentials: settings.cors.allow_credentials,
+        rate_limit_per_sec: rl.per_sec.get(),
+        rate_limit_max_burst: rl.max_burst,
+        rate_limit_sessions: u32::try_from(rl.sessions.get()).unwrap_or(u32::MAX),
+        rate_limit_by_ip: rl.by_ip,
+        rate_limit_headers: rl.headers.iter().map(ToString::to_string).collect(),
+    };
+    let targets = Targets {
+        config_file: settings.mattermost.config_file.as_deref(),
+        env_file: settings.mattermost.env_file.as_deref(),
+    };
+    let outcome = crate::mattermost::write(&targets, &facts, &|k| std::env::var(k).ok())?;
+    for (what, status) in [
+        ("config file", &outcome.config_file),
+        ("env file", &outcome.env_file),
+    ] {
+        if let Some(status) = status {
+            info!(target = what, status = ?status, changed = outcome.changed_keys.len(), "Mattermost configuration written");
+        }
+    }
     Ok(())
 }
 
