@@ -1,0 +1,282 @@
+//! A fake Mattermost: an HTTP/1.1 server on 127.0.0.1 with API-like paths, a WebSocket echo at
+//! /api/v4/websocket, a body-hashing upload endpoint and a streamed download.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// The `X-Version-Id` the fake sends on every response, as Mattermost does.
+pub const FAKE_VERSION_ID: &str = "11.7.6.fake.mm-edge-test";
+
+/// The running fake.
+pub struct Backend {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    held: Mutex<mpsc::UnboundedReceiver<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct State {
+    requests: AtomicUsize,
+    held: mpsc::UnboundedSender<()>,
+    release: watch::Sender<bool>,
+}
+
+impl Backend {
+    /// Starts the fake on an ephemeral loopback port.
+    pub async fn start() -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        let addr = listener.local_addr().expect("addr");
+        let (held_tx, held_rx) = mpsc::unbounded_channel();
+        let (release, _) = watch::channel(false);
+        let state = Arc::new(State {
+            requests: AtomicUsize::new(0),
+            held: held_tx,
+            release,
+        });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move {
+                            let mut resp = route(st, req).await;
+                            resp.headers_mut()
+                                .insert("x-version-id", FAKE_VERSION_ID.parse().expect("header"));
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Backend {
+            addr,
+            state,
+            held: Mutex::new(held_rx),
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests that reached the backend so far.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a request to /api/v4/hold has arrived.
+    pub async fn wait_held(&self) {
+        let mut rx = self.held.lock().await;
+        tokio::time::timeout(super::PATIENCE, rx.recv())
+            .await
+            .expect("a held request reached the backend")
+            .expect("channel open");
+    }
+
+    /// Lets every held request answer.
+    pub fn release(&self) {
+        let _ = self.state.release.send(true);
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn full(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+fn json(v: serde_json::Value) -> Response<Body> {
+    let mut r = full(StatusCode::OK, v.to_string());
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().expect("header"));
+    r
+}
+
+/// The deterministic download content: byte `i` of the stream.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8
+}
+
+/// SHA-256 (hex) of the first `len` bytes of the download pattern.
+pub fn pattern_sha256(len: u64) -> String {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut i = 0;
+    while i < len {
+        let n = (len - i).min(buf.len() as u64) as usize;
+        for (k, b) in buf[..n].iter_mut().enumerate() {
+            *b = pattern_byte(i + k as u64);
+        }
+        h.update(&buf[..n]);
+        i += n as u64;
+    }
+    hex(&h.finalize())
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
+    st.requests.fetch_add(1, Ordering::SeqCst);
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        "/api/v4/system/ping" => json(serde_json::json!({"status": "OK"})),
+        "/api/v4/headers" => {
+            let mut headers = serde_json::Map::new();
+            for name in req.headers().keys() {
+                let values: Vec<serde_json::Value> = req
+                    .headers()
+                    .get_all(name)
+                    .iter()
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned().into())
+                    .collect();
+                headers.insert(name.as_str().to_string(), values.into());
+            }
+            json(serde_json::json!({
+                "method": req.method().as_str(),
+                "uri": req.uri().to_string(),
+                "version": format!("{:?}", req.version()),
+                "headers": headers,
+            }))
+        }
+        "/api/v4/files" => {
+            let mut h = Sha256::new();
+            let mut len = 0u64;
+            let mut body = req.into_body();
+            while let Some(frame) = body.frame().await {
+                match frame {
+                    Ok(f) => {
+                        if let Some(d) = f.data_ref() {
+                            len += d.len() as u64;
+                            h.update(d);
+                        }
+                    }
+                    Err(e) => return full(StatusCode::BAD_REQUEST, format!("body error: {e}")),
+                }
+            }
+            json(serde_json::json!({"sha256": hex(&h.finalize()), "len": len}))
+        }
+        "/api/v4/download" => {
+            let size: u64 = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("size="))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            const CHUNK: u64 = 64 * 1024;
+            let chunks = futures_util::stream::iter((0..size.div_ceil(CHUNK)).map(move |c| {
+                let start = c * CHUNK;
+                let n = (size - start).min(CHUNK);
+                let data: Vec<u8> = (0..n).map(|k| pattern_byte(start + k)).collect();
+                Ok::<_, Infallible>(Frame::data(Bytes::from(data)))
+            }));
+            let mut r = Response::new(BodyExt::boxed(StreamBody::new(chunks)));
+            r.headers_mut()
+                .insert("content-length", size.to_string().parse().expect("header"));
+            r
+        }
+        "/api/v4/hold" => {
+            let mut release = st.release.subscribe();
+            let _ = st.held.send(());
+            let _ = release.wait_for(|r| *r).await;
+            full(StatusCode::OK, "released")
+        }
+        "/api/v4/slow" => std::future::pending().await,
+        "/api/v4/hop" => {
+            let mut r = full(StatusCode::OK, "hop");
+            let h = r.headers_mut();
+            h.insert("connection", "X-Hop-Resp".parse().expect("header"));
+            h.insert("x-hop-resp", "1".parse().expect("header"));
+            h.insert("keep-alive", "timeout=5".parse().expect("header"));
+            h.insert("x-end-to-end", "1".parse().expect("header"));
+            r
+        }
+        "/api/v4/cors" => {
+            let mut r = full(StatusCode::OK, "cors");
+            let h = r.headers_mut();
+            h.insert("access-control-allow-origin", "https://upstream.example".parse().expect("header"));
+            h.insert("vary", "Origin".parse().expect("header"));
+            r
+        }
+        "/api/v4/websocket" => {
+            let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+                return full(StatusCode::BAD_REQUEST, "not a websocket request");
+            };
+            let host = header_str(&req, "host");
+            let origin = header_str(&req, "origin");
+            let on_upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = on_upgrade.await else { return };
+                let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                let hello = serde_json::json!({"host": host, "origin": origin}).to_string();
+                if ws.send(Message::text(hello)).await.is_err() {
+                    return;
+                }
+                while let Some(Ok(msg)) = ws.next().await {
+                    match msg {
+                        Message::Text(_) | Message::Binary(_) => {
+                            if ws.send(msg).await.is_err() {
+                                return;
+                            }
+                        }
+                        Message::Close(_) => return,
+                        _ => {}
+                    }
+                }
+            });
+            let mut r = full(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
+            let h = r.headers_mut();
+            h.insert("upgrade", "websocket".parse().expect("header"));
+            h.insert("connection", "Upgrade".parse().expect("header"));
+            h.insert(
+                "sec-websocket-accept",
+                derive_accept_key(key.as_bytes()).parse().expect("header"),
+            );
+            r
+        }
+        _ => json(serde_json::json!({"path": path})),
+    }
+}
+
+fn header_str(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+}

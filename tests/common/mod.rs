@@ -1,0 +1,318 @@
+//! Shared test harness: a fake Mattermost backend, the real mm-edge binary on ephemeral loopback
+//! ports, and clients that trust the certificate it generated.
+#![allow(dead_code)]
+
+pub mod backend;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+pub use backend::{Backend, FAKE_VERSION_ID};
+
+/// Upper bound for anything a test waits on: a failure bound, never a synchronisation sleep.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The mm-edge binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mm-edge"))
+}
+
+/// A command for the binary with a clean environment (nothing leaks in from the developer's shell).
+pub fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd
+}
+
+/// Runs the binary to completion with `env` and `args`.
+pub fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = command();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args).stdin(Stdio::null());
+    cmd.output().expect("run mm-edge")
+}
+
+/// Configures an mm-edge process.
+pub struct EdgeBuilder {
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    state: tempfile::TempDir,
+}
+
+impl EdgeBuilder {
+    /// Sets an environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.retain(|(name, _)| name != k);
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Adds a command-line argument.
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// The state directory the edge will use.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state.path().to_path_buf()
+    }
+
+    /// Starts the edge and waits for its "listening" log line.
+    pub fn spawn(self) -> Edge {
+        let mut cmd = command();
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn mm-edge");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("mm-edge listening") {
+                    let _ = tx.send(line.clone());
+                }
+                let mut l = sink.lock().expect("log lock");
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let line = match rx.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!(
+                    "mm-edge did not start (status {status:?}); log:\n{}",
+                    log.lock().expect("log lock")
+                );
+            }
+        };
+        let field = |name: &str| -> Option<SocketAddr> {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+        };
+        Edge {
+            pid: child.id(),
+            https: field("https"),
+            http: field("http").expect("http listener address in the log line"),
+            child: Some(child),
+            log,
+            state: self.state,
+        }
+    }
+}
+
+/// A running mm-edge process; killed on drop.
+pub struct Edge {
+    child: Option<Child>,
+    pid: u32,
+    log: Arc<Mutex<String>>,
+    state: tempfile::TempDir,
+    /// TLS listener (None when TLS is not terminated here).
+    pub https: Option<SocketAddr>,
+    /// Plain listener.
+    pub http: SocketAddr,
+}
+
+impl Edge {
+    /// A builder with test defaults: loopback ephemeral ports, a fresh state dir, `upstream`.
+    pub fn builder(upstream: &str) -> EdgeBuilder {
+        let state = tempfile::tempdir().expect("temp dir");
+        let b = EdgeBuilder {
+            env: Vec::new(),
+            args: Vec::new(),
+            state,
+        };
+        let dir = b.state_dir();
+        b.env("MM_EDGE_HTTPS_LISTEN", "127.0.0.1:0")
+            .env("MM_EDGE_HTTP_LISTEN", "127.0.0.1:0")
+            .env("MM_EDGE_STATE_DIR", dir.to_str().expect("utf-8 temp path"))
+            .env("MM_EDGE_UPSTREAMS", upstream)
+            .env("MM_EDGE_LOG", "info")
+    }
+
+    /// Starts an edge in front of `backend` with defaults plus `env`.
+    ///
+    /// The backend must outlive the edge; see [`start_edge`] for a pair that owns both.
+    pub fn start(backend: &Backend, env: &[(&str, &str)]) -> Edge {
+        let mut b = Edge::builder(&backend.url());
+        for (k, v) in env {
+            b = b.env(k, v);
+        }
+        b.spawn()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Everything the edge logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// The generated self-signed certificate (PEM).
+    pub fn cert_pem(&self) -> Vec<u8> {
+        std::fs::read(self.state.path().join("self-signed-cert.pem")).expect("self-signed cert in state dir")
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state.path().to_path_buf()
+    }
+
+    /// `https://localhost:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.https.expect("TLS listener").port())
+    }
+
+    /// `https://127.0.0.1:PORT`: the TLS listener as an origin by IP (the certificate covers it).
+    pub fn https_origin(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https.expect("TLS listener").port())
+    }
+
+    /// `wss://127.0.0.1:PORT{path}`.
+    pub fn wss_url(&self, path: &str) -> String {
+        format!("wss://127.0.0.1:{}{path}", self.https.expect("TLS listener").port())
+    }
+
+    /// The generated self-signed certificate (DER).
+    pub fn cert_der(&self) -> Vec<u8> {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_slice(&self.cert_pem())
+            .expect("PEM certificate")
+            .to_vec()
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the plain listener.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http.port())
+    }
+
+    /// A client that trusts the edge's certificate, resolves localhost to it, follows no
+    /// redirects, and speaks whatever ALPN picks (h2 first).
+    pub fn client(&self) -> reqwest::Client {
+        self.client_builder().build().expect("client")
+    }
+
+    /// Same as [`Edge::client`], HTTP/1.1 only.
+    pub fn client_h1(&self) -> reqwest::Client {
+        self.client_builder().http1_only().build().expect("client")
+    }
+
+    /// The builder behind the clients, for tests that need more (e.g. a local address).
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(PATIENCE);
+        if let Some(https) = self.https {
+            let cert = reqwest::Certificate::from_pem(&self.cert_pem()).expect("PEM cert");
+            b = b.add_root_certificate(cert).resolve("localhost", https);
+        }
+        b
+    }
+
+    /// A rustls client config trusting the edge's certificate (for WebSocket clients).
+    pub fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&self.cert_pem()) {
+            roots.add(cert.expect("cert")).expect("add root");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// Peak resident memory of the edge process so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// Sends a signal (`TERM`, `HUP`...) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit (bounded by [`PATIENCE`]; then it is killed and the test fails).
+    pub fn wait(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("process not waited for yet");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(PATIENCE) {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
+                panic!("mm-edge did not exit; log:\n{}", self.log());
+            }
+        }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A fake Mattermost and an edge in front of it, kept alive together.
+pub struct EdgeWithBackend {
+    /// The edge.
+    pub edge: Edge,
+    /// The fake Mattermost.
+    pub backend: Backend,
+}
+
+impl std::ops::Deref for EdgeWithBackend {
+    type Target = Edge;
+    fn deref(&self) -> &Edge {
+        &self.edge
+    }
+}
+
+/// Starts a fake Mattermost and an edge in front of it with `env` on top of the test defaults.
+pub async fn start_edge(env: &[(&str, &str)]) -> EdgeWithBackend {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, env);
+    EdgeWithBackend { edge, backend }
+}
