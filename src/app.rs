@@ -155,6 +155,13 @@ async fn run(mut settings: Settings) -> ExitCode {
     } else {
         None
     };
+    let signals = match server::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mm-edge: error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let bound = match server::bind(&settings).await {
         Ok(b) => b,
         Err(e) => return start_failed(e),
@@ -200,6 +207,7 @@ async fn run(mut settings: Settings) -> ExitCode {
         redirect,
         certs.map(|(store, config, _)| (store, config)),
         shutdown_tx,
+        signals,
     )
     .await;
     ExitCode::SUCCESS

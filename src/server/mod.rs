@@ -87,6 +87,7 @@ pub async fn serve(
     redirect_handler: Handler,
     certs: Option<(Arc<CertStore>, Arc<rustls::ServerConfig>)>,
     shutdown_tx: watch::Sender<bool>,
+    mut signals: Signals,
 ) {
     let shutdown_rx = shutdown_tx.subscribe();
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -123,7 +124,7 @@ pub async fn serve(
         )));
     }
     drop(done_tx);
-    wait_for_signal(cert_store.as_deref()).await;
+    signals.stop_requested(cert_store.as_deref()).await;
     info!(grace = ?settings.server.shutdown_grace, "shutting down: no new connections, draining in-flight requests");
     let _ = shutdown_tx.send(true);
     for t in tasks {
@@ -169,29 +170,40 @@ async fn accept_loop(
     }
 }
 
-#[cfg(unix)]
-async fn wait_for_signal(certs: Option<&CertStore>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        error!("cannot install signal handlers; stop with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => match certs {
-                Some(store) => match store.reload() {
-                    Ok(origin) => info!(cert = %origin, "TLS certificate reloaded"),
-                    Err(e) => error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+/// The process signals mm-edge reacts to, installed before it announces that it listens so that
+/// a signal arriving right after start-up is never lost to the default action.
+#[derive(Debug)]
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers for SIGTERM, SIGINT and SIGHUP.
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the TLS certificate.
+    async fn stop_requested(&mut self, certs: Option<&CertStore>) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => match certs {
+                    Some(store) => match store.reload() {
+                        Ok(origin) => info!(cert = %origin, "TLS certificate reloaded"),
+                        Err(e) => error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+                    },
+                    None => info!("SIGHUP: nothing to reload (TLS is not terminated here)"),
                 },
-                None => info!("SIGHUP: nothing to reload (TLS is not terminated here)"),
-            },
+            }
         }
     }
 }

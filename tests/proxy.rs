@@ -1,0 +1,234 @@
+//! Proxying: HTTP/1.1 and HTTP/2 clients reach Mattermost over HTTP/1.1 with Host unchanged, the
+//! forwarding headers set by the edge (client values dropped), hop-by-hop headers removed both
+//! ways, and clear 502/504/413 answers.
+
+mod common;
+
+use common::{Backend, Edge};
+use serde_json::Value;
+
+async fn headers_seen(
+    client: &reqwest::Client,
+    url: &str,
+    extra: &[(&str, &str)],
+) -> (reqwest::Version, Value) {
+    let mut req = client.get(url);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("request");
+    assert_eq!(resp.status(), 200);
+    let version = resp.version();
+    (version, resp.json().await.expect("json"))
+}
+
+fn one(v: &Value, name: &str) -> String {
+    let values = v["headers"][name]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} missing upstream: {v}"));
+    assert_eq!(values.len(), 1, "{name} sent once: {v}");
+    values[0].as_str().expect("string").to_string()
+}
+
+#[tokio::test]
+async fn http1_and_http2_clients_reach_mattermost_over_http1_with_host_unchanged() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    let port = edge.https.expect("tls").port();
+    let url = edge.url("/api/v4/headers?page=2");
+    for (client, want) in [
+        (edge.client_h1(), reqwest::Version::HTTP_11),
+        (edge.client(), reqwest::Version::HTTP_2),
+    ] {
+        let (version, seen) = headers_seen(&client, &url, &[]).await;
+        assert_eq!(version, want, "client side protocol");
+        assert_eq!(seen["version"], "HTTP/1.1", "upstream side is HTTP/1.1");
+        assert_eq!(seen["uri"], "/api/v4/headers?page=2");
+        assert_eq!(
+            one(&seen, "host"),
+            format!("localhost:{port}"),
+            "Host from :authority for h2"
+        );
+        assert_eq!(one(&seen, "x-forwarded-host"), format!("localhost:{port}"));
+        assert_eq!(one(&seen, "x-forwarded-proto"), "https");
+        assert_eq!(one(&seen, "x-forwarded-for"), "127.0.0.1");
+        assert_eq!(one(&seen, "x-real-ip"), "127.0.0.1");
+    }
+}
+
+#[tokio::test]
+async fn spoofed_forwarding_headers_are_replaced_by_the_peer_address() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    let (_, seen) = headers_seen(
+        &edge.client_h1(),
+        &edge.url("/api/v4/headers"),
+        &[
+            ("X-Forwarded-For", "6.6.6.6, 7.7.7.7"),
+            ("X-Real-IP", "6.6.6.6"),
+            ("X-Forwarded-Proto", "http"),
+            ("X-Forwarded-Host", "evil.example"),
+        ],
+    )
+    .await;
+    assert_eq!(one(&seen, "x-forwarded-for"), "127.0.0.1");
+    assert_eq!(one(&seen, "x-real-ip"), "127.0.0.1");
+    assert_eq!(one(&seen, "x-forwarded-proto"), "https");
+    assert_ne!(one(&seen, "x-forwarded-host"), "evil.example");
+}
+
+#[tokio::test]
+async fn plain_http_mode_proxies_on_the_http_listener_and_says_http() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[("MATTERMOST_HTTPS", "false")]);
+    assert!(edge.https.is_none(), "no TLS listener in plain-HTTP mode");
+    let (_, seen) = headers_seen(&edge.client(), &edge.http_url("/api/v4/headers"), &[]).await;
+    assert_eq!(one(&seen, "x-forwarded-proto"), "http");
+}
+
+#[tokio::test]
+async fn tls_off_behind_a_load_balancer_still_tells_mattermost_https() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[("MM_EDGE_TLS", "off")]);
+    assert!(edge.https.is_none());
+    let (_, seen) = headers_seen(&edge.client(), &edge.http_url("/api/v4/headers"), &[]).await;
+    assert_eq!(one(&seen, "x-forwarded-proto"), "https");
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed_both_ways() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    let (_, seen) = headers_seen(
+        &edge.client_h1(),
+        &edge.url("/api/v4/headers"),
+        &[
+            ("Connection", "keep-alive, X-Hop-Req"),
+            ("X-Hop-Req", "secret"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+            ("X-End-To-End", "kept"),
+        ],
+    )
+    .await;
+    let h = seen["headers"].as_object().expect("headers");
+    for gone in [
+        "x-hop-req",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+        "upgrade",
+    ] {
+        assert!(!h.contains_key(gone), "{gone} reached Mattermost: {seen}");
+    }
+    assert_eq!(one(&seen, "x-end-to-end"), "kept");
+
+    let resp = edge
+        .client_h1()
+        .get(edge.url("/api/v4/hop"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers().get("x-hop-resp").is_none(),
+        "header named in Connection removed"
+    );
+    assert!(resp.headers().get("keep-alive").is_none());
+    assert_eq!(resp.headers()["x-end-to-end"], "1");
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502_at_once_naming_it() {
+    // A port that was free a moment ago: bind, learn it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let upstream = format!("http://127.0.0.1:{port}");
+    let edge = Edge::builder(&upstream).spawn();
+    let resp = edge
+        .client()
+        .get(edge.url("/api/v4/system/ping"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 502);
+    let body = resp.text().await.expect("body");
+    assert!(
+        body.contains(&upstream) && body.contains("unreachable"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn no_response_headers_within_the_timeout_is_504() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[("MM_EDGE_UPSTREAM_TIMEOUT", "1s")]);
+    let resp = edge
+        .client()
+        .get(edge.url("/api/v4/slow"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 504);
+    assert!(resp
+        .text()
+        .await
+        .expect("body")
+        .contains("MM_EDGE_UPSTREAM_TIMEOUT"));
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_by_length_and_while_streaming() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[("MM_EDGE_MAX_BODY", "1K")]);
+    // Declared length over the limit: refused before anything reaches Mattermost.
+    let resp = edge
+        .client_h1()
+        .post(edge.url("/api/v4/files"))
+        .body(vec![b'x'; 2048])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 413);
+    assert_eq!(backend.requests(), 0);
+    // Chunked, no length: cut off when the limit is crossed.
+    let chunks =
+        futures_util::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 512])));
+    let resp = edge
+        .client_h1()
+        .post(edge.url("/api/v4/files"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 413);
+    // Within the limit: accepted.
+    let resp = edge
+        .client()
+        .post(edge.url("/api/v4/files"))
+        .body(vec![b'z'; 1000])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn several_upstreams_are_used_round_robin() {
+    let a = Backend::start().await;
+    let b = Backend::start().await;
+    let edge = Edge::builder(&format!("{} , {}", a.url(), b.url())).spawn();
+    let client = edge.client_h1();
+    for _ in 0..4 {
+        let resp = client
+            .get(edge.url("/api/v4/system/ping"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!((a.requests(), b.requests()), (2, 2));
+}

@@ -1,0 +1,43 @@
+//! SIGTERM: the edge stops accepting, lets a request in flight finish, and exits 0.
+
+mod common;
+
+use common::{Backend, Edge};
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let backend = Backend::start().await;
+    let mut edge = Edge::start(&backend, &[]);
+    let client = edge.client_h1();
+    let url = edge.url("/api/v4/hold");
+    let in_flight = tokio::spawn(async move { client.get(url).send().await });
+    backend.wait_held().await;
+    edge.signal("TERM");
+    // The request is still held by Mattermost; only now let it answer.
+    backend.release();
+    let resp = in_flight
+        .await
+        .expect("task")
+        .expect("in-flight request completed");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.expect("body"), "released");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = edge.wait();
+        (status, edge.log())
+    })
+    .await
+    .expect("wait");
+    assert_eq!(status.0.code(), Some(0), "exit status; log:\n{}", status.1);
+    assert!(status.1.contains("shutting down"), "{}", status.1);
+}
+
+#[tokio::test]
+async fn sigint_with_nothing_in_flight_exits_zero() {
+    let backend = Backend::start().await;
+    let mut edge = Edge::start(&backend, &[]);
+    edge.signal("INT");
+    let status = tokio::task::spawn_blocking(move || edge.wait())
+        .await
+        .expect("wait");
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,207 @@
+//! TLS termination: a real rustls client handshakes against the generated certificate; ALPN
+//! offers h2 and http/1.1; only TLS 1.2 and 1.3; HSTS; the self-signed cert survives restarts.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, Edge};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn handshake(
+    edge: &Edge,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, std::io::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls::pki_types::pem::PemObject;
+        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&edge.cert_pem()) {
+            roots.add(c.expect("cert")).expect("root");
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(edge.https.expect("tls")).await?;
+    connector
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+}
+
+#[tokio::test]
+async fn rustls_client_trusts_the_generated_certificate_for_host_localhost_and_ip() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[("MATTERMOST_HOST", "chat.example.com")]);
+    assert!(
+        edge.log().contains("SELF-SIGNED"),
+        "a clear warning is logged:\n{}",
+        edge.log()
+    );
+    let mut tls = handshake(&edge, &[&rustls::version::TLS13], &[b"http/1.1"])
+        .await
+        .expect("TLS 1.3 handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    tls.write_all(
+        b"GET /api/v4/system/ping HTTP/1.1\r\nHost: chat.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("{\"status\":\"OK\"}"), "{text}");
+    // The certificate names the host, localhost and 127.0.0.1: reqwest checks the IP too.
+    let by_ip = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&edge.cert_pem()).expect("pem"))
+        .build()
+        .expect("client");
+    let resp = by_ip
+        .get(format!("{}/api/v4/system/ping", edge.https_origin()))
+        .send()
+        .await
+        .expect("by IP");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn tls12_works_and_alpn_prefers_h2() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    let tls = handshake(&edge, &[&rustls::version::TLS12], &[b"h2", b"http/1.1"])
+        .await
+        .expect("TLS 1.2 handshake");
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let suite = tls.get_ref().1.negotiated_cipher_suite().expect("suite");
+    let name = format!("{:?}", suite.suite());
+    assert!(
+        name.contains("ECDHE") && (name.contains("GCM") || name.contains("CHACHA20")),
+        "{name}"
+    );
+}
+
+#[tokio::test]
+async fn hsts_on_https_responses_only_and_configurable() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    let resp = edge
+        .client()
+        .get(edge.url("/api/v4/system/ping"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=63072000"
+    );
+    let resp = edge
+        .client()
+        .get(edge.http_url("/"))
+        .send()
+        .await
+        .expect("request");
+    assert!(resp.headers().get("strict-transport-security").is_none());
+    drop(edge);
+    let edge = Edge::start(&backend, &[("MM_EDGE_HSTS_MAX_AGE", "0")]);
+    let resp = edge
+        .client()
+        .get(edge.url("/api/v4/system/ping"))
+        .send()
+        .await
+        .expect("request");
+    assert!(resp.headers().get("strict-transport-security").is_none());
+}
+
+#[tokio::test]
+async fn self_signed_certificate_is_kept_across_restarts() {
+    let backend = Backend::start().await;
+    let state = tempfile::tempdir().expect("dir");
+    let dir = state.path().to_str().expect("utf-8");
+    let start = || {
+        Edge::builder(&backend.url())
+            .env("MATTERMOST_HOST", "chat.example.com")
+            .env("MM_EDGE_STATE_DIR", dir)
+            .spawn()
+    };
+    let first = start();
+    let cert = std::fs::read(state.path().join("self-signed-cert.pem")).expect("cert generated");
+    assert!(
+        first.log().contains("self-signed, generated at"),
+        "{}",
+        first.log()
+    );
+    drop(first);
+    let second = start();
+    let again = std::fs::read(state.path().join("self-signed-cert.pem")).expect("cert kept");
+    assert_eq!(cert, again, "same certificate after a restart");
+    assert!(
+        second.log().contains("self-signed, kept at"),
+        "{}",
+        second.log()
+    );
+    let resp = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert).expect("pem"))
+        .resolve("chat.example.com", second.https.expect("tls"))
+        .build()
+        .expect("client")
+        .get(format!(
+            "https://chat.example.com:{}/api/v4/system/ping",
+            second.https.expect("tls").port()
+        ))
+        .send()
+        .await
+        .expect("the kept certificate is the one served");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn given_certificate_files_are_served() {
+    let backend = Backend::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["given.example".to_string()]).expect("cert");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, generated.cert.pem()).expect("write");
+    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write");
+    let edge = Edge::start(
+        &backend,
+        &[
+            ("MM_EDGE_TLS_CERT", cert.to_str().expect("utf-8")),
+            ("MM_EDGE_TLS_KEY", key.to_str().expect("utf-8")),
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).expect("pem"),
+        )
+        .resolve("given.example", edge.https.expect("tls"))
+        .build()
+        .expect("client");
+    let port = edge.https.expect("tls").port();
+    let resp = client
+        .get(format!("https://given.example:{port}/api/v4/system/ping"))
+        .send()
+        .await
+        .expect("handshake with the given certificate");
+    assert_eq!(resp.status(), 200);
+    assert!(
+        !edge.state_dir().join("self-signed-cert.pem").exists(),
+        "no self-signed cert made"
+    );
+}

@@ -1,0 +1,120 @@
+//! WebSockets: an HTTP/1.1 Upgrade on Mattermost's path is tunnelled with Host and Origin
+//! unchanged, and messages flow both ways until a side closes.
+
+mod common;
+
+use common::{Backend, Edge};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::Connector;
+
+async fn next_text<S>(ws: &mut S) -> String
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(common::PATIENCE, ws.next())
+            .await
+            .expect("message in time")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Binary(b))) => return String::from_utf8_lossy(&b).into_owned(),
+            Some(Ok(_)) => continue,
+            other => panic!("stream ended: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn wss_echo_with_host_and_origin_unchanged() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[("MATTERMOST_HOST", "chat.example.com")]);
+    let port = edge.https.expect("tls").port();
+    let mut req = edge
+        .wss_url("/api/v4/websocket?connection_id=&sequence_number=0")
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "origin",
+        "https://chat.example.com".parse().expect("header"),
+    );
+    req.headers_mut().insert(
+        "host",
+        format!("chat.example.com:{port}").parse().expect("header"),
+    );
+    let tcp = tokio::net::TcpStream::connect(edge.https.expect("tls"))
+        .await
+        .expect("connect");
+    let (mut ws, resp) = tokio_tungstenite::client_async_tls_with_config(
+        req,
+        tcp,
+        None,
+        Some(Connector::Rustls(edge.rustls_config())),
+    )
+    .await
+    .expect("upgrade through the edge");
+    assert_eq!(resp.status(), 101);
+    let hello: Value = serde_json::from_str(&next_text(&mut ws).await).expect("json hello");
+    assert_eq!(
+        hello["origin"], "https://chat.example.com",
+        "Origin unchanged"
+    );
+    assert_eq!(
+        hello["host"],
+        format!("chat.example.com:{port}"),
+        "Host unchanged"
+    );
+    for i in 0..50 {
+        let msg = format!("{{\"seq\":{i},\"action\":\"user_typing\"}}");
+        ws.send(Message::text(msg.clone())).await.expect("send");
+        assert_eq!(next_text(&mut ws).await, msg);
+    }
+    let big = "x".repeat(256 * 1024);
+    ws.send(Message::text(big.clone())).await.expect("send big");
+    assert_eq!(next_text(&mut ws).await.len(), big.len());
+    ws.close(None).await.expect("close");
+}
+
+#[tokio::test]
+async fn plain_ws_in_http_mode() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[("MATTERMOST_HTTPS", "false")]);
+    let url = format!("ws://127.0.0.1:{}/api/v4/websocket", edge.http.port());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let hello: Value = serde_json::from_str(&next_text(&mut ws).await).expect("json hello");
+    assert_eq!(hello["host"], format!("127.0.0.1:{}", edge.http.port()));
+    ws.send(Message::text("ping")).await.expect("send");
+    assert_eq!(next_text(&mut ws).await, "ping");
+}
+
+#[tokio::test]
+async fn idle_tunnel_is_closed_after_the_websocket_idle_timeout() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(
+        &backend,
+        &[
+            ("MATTERMOST_HTTPS", "false"),
+            ("MM_EDGE_WEBSOCKET_IDLE_TIMEOUT", "1s"),
+        ],
+    );
+    let url = format!("ws://127.0.0.1:{}/api/v4/websocket", edge.http.port());
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let _hello = next_text(&mut ws).await;
+    // Say nothing: the edge must end the tunnel (the stream ends) well within the patience bound.
+    let ended = tokio::time::timeout(common::PATIENCE, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "idle tunnel was not closed");
+}
