@@ -44,7 +44,9 @@ struct State {
 impl Backend {
     /// Starts the fake on an ephemeral loopback port.
     pub async fn start() -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
         let addr = listener.local_addr().expect("addr");
         let (held_tx, held_rx) = mpsc::unbounded_channel();
         let (release, _) = watch::channel(false);
@@ -56,7 +58,9 @@ impl Backend {
         let st = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
@@ -231,7 +235,10 @@ async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
         "/api/v4/cors" => {
             let mut r = full(StatusCode::OK, "cors");
             let h = r.headers_mut();
-            h.insert("access-control-allow-origin", "https://upstream.example".parse().expect("header"));
+            h.insert(
+                "access-control-allow-origin",
+                "https://upstream.example".parse().expect("header"),
+            );
             h.insert("vary", "Origin".parse().expect("header"));
             r
         }
@@ -243,21 +250,24 @@ async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
             let origin = header_str(&req, "origin");
             let on_upgrade = hyper::upgrade::on(&mut req);
             tokio::spawn(async move {
-                let Ok(upgraded) = on_upgrade.await else { return };
-                let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                let Ok(upgraded) = on_upgrade.await else {
+                    return;
+                };
+                let mut ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
                 let hello = serde_json::json!({"host": host, "origin": origin}).to_string();
                 if ws.send(Message::text(hello)).await.is_err() {
                     return;
                 }
                 while let Some(Ok(msg)) = ws.next().await {
-                    match msg {
-                        Message::Text(_) | Message::Binary(_) => {
-                            if ws.send(msg).await.is_err() {
-                                return;
-                            }
-                        }
+                    let echo = match msg {
+                        Message::Text(_) | Message::Binary(_) => msg,
                         Message::Close(_) => return,
-                        _ => {}
+                        _ => continue,
+                    };
+                    if ws.send(echo).await.is_err() {
+                        return;
                     }
                 }
             });

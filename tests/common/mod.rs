@@ -11,6 +11,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+#[allow(unused_imports)]
 pub use backend::{Backend, FAKE_VERSION_ID};
 
 /// Upper bound for anything a test waits on: a failure bound, never a synchronisation sleep.
@@ -172,7 +173,8 @@ impl Edge {
 
     /// The generated self-signed certificate (PEM).
     pub fn cert_pem(&self) -> Vec<u8> {
-        std::fs::read(self.state.path().join("self-signed-cert.pem")).expect("self-signed cert in state dir")
+        std::fs::read(self.state.path().join("self-signed-cert.pem"))
+            .expect("self-signed cert in state dir")
     }
 
     /// The state directory.
@@ -182,17 +184,26 @@ impl Edge {
 
     /// `https://localhost:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.https.expect("TLS listener").port())
+        format!(
+            "https://localhost:{}{path}",
+            self.https.expect("TLS listener").port()
+        )
     }
 
     /// `https://127.0.0.1:PORT`: the TLS listener as an origin by IP (the certificate covers it).
     pub fn https_origin(&self) -> String {
-        format!("https://127.0.0.1:{}", self.https.expect("TLS listener").port())
+        format!(
+            "https://127.0.0.1:{}",
+            self.https.expect("TLS listener").port()
+        )
     }
 
     /// `wss://127.0.0.1:PORT{path}`.
     pub fn wss_url(&self, path: &str) -> String {
-        format!("wss://127.0.0.1:{}{path}", self.https.expect("TLS listener").port())
+        format!(
+            "wss://127.0.0.1:{}{path}",
+            self.https.expect("TLS listener").port()
+        )
     }
 
     /// The generated self-signed certificate (DER).
@@ -250,7 +261,8 @@ impl Edge {
 
     /// Peak resident memory of the edge process so far, in KiB (VmHWM).
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -279,7 +291,10 @@ impl Edge {
         match rx.recv_timeout(PATIENCE) {
             Ok(status) => status.expect("wait"),
             Err(_) => {
-                let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(self.pid.to_string())
+                    .status();
                 panic!("mm-edge did not exit; log:\n{}", self.log());
             }
         }
