@@ -94,24 +94,31 @@ fn check(settings: &Settings, layers: &Layers) -> ExitCode {
         println!("{} = {:?}  # {from}", raw.setting.key, raw.value);
     }
     println!("# site URL: {}", settings.site.url);
+    let env = |name: &str| std::env::var(name).ok();
+    match crate::mattermost::preview(&edge_facts(settings), &env) {
+        Ok((keys, warnings)) => {
+            println!("# Mattermost keys written when a target is set (secrets redacted):");
+            for k in keys {
+                let value = if crate::mattermost::is_secret_key(k.key) {
+                    "\"<redacted>\"".to_string()
+                } else {
+                    k.value.to_string()
+                };
+                println!("#   {}.{} = {value}  (from {})", k.section, k.key, k.source);
+            }
+            for w in warnings {
+                println!("# warning: {w}");
+            }
+        }
+        Err(e) => return config_error(e),
+    }
     println!("# configuration OK");
     ExitCode::SUCCESS
 }
 
 /// Writes Mattermost's configuration to match the edge (no-op when no target is configured).
 fn write_mattermost(settings: &Settings) -> Result<(), crate::mattermost::Error> {
-    let rl = &settings.rate_limit;
-    let facts = EdgeFacts {
-        site_url: settings.site.url.clone(),
-        cors_domains: settings.cors.domains.clone(),
-        cors_exposed_headers: settings.cors.exposed_headers.clone(),
-        cors_allow_credentials: settings.cors.allow_credentials,
-        rate_limit_per_sec: rl.per_sec.get(),
-        rate_limit_max_burst: rl.max_burst,
-        rate_limit_sessions: u32::try_from(rl.sessions.get()).unwrap_or(u32::MAX),
-        rate_limit_by_ip: rl.by_ip,
-        rate_limit_headers: rl.headers.iter().map(ToString::to_string).collect(),
-    };
+    let facts = edge_facts(settings);
     let targets = Targets {
         config_file: settings.mattermost.config_file.as_deref(),
         env_file: settings.mattermost.env_file.as_deref(),
@@ -126,6 +133,22 @@ fn write_mattermost(settings: &Settings) -> Result<(), crate::mattermost::Error>
         }
     }
     Ok(())
+}
+
+/// The edge's own facts that Mattermost must agree with.
+fn edge_facts(settings: &Settings) -> EdgeFacts {
+    let rl = &settings.rate_limit;
+    EdgeFacts {
+        site_url: settings.site.url.clone(),
+        cors_domains: settings.cors.domains.clone(),
+        cors_exposed_headers: settings.cors.exposed_headers.clone(),
+        cors_allow_credentials: settings.cors.allow_credentials,
+        rate_limit_per_sec: rl.per_sec.get(),
+        rate_limit_max_burst: rl.max_burst,
+        rate_limit_sessions: u32::try_from(rl.sessions.get()).unwrap_or(u32::MAX),
+        rate_limit_by_ip: rl.by_ip,
+        rate_limit_headers: rl.headers.iter().map(ToString::to_string).collect(),
+    }
 }
 
 /// Why `run` stopped before serving.

@@ -218,6 +218,25 @@ pub fn write(
     write_with_hook(targets, facts, env, &mut |_| Ok(()))
 }
 
+/// Computes what [`write`] would write (keys and warnings) without touching any file, so that
+/// `mm-edge check` validates the old image's variables too.
+pub fn preview(
+    facts: &EdgeFacts,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Vec<Setting>, Vec<Warning>), Error> {
+    let plan = seed_env::plan(facts, env)?;
+    Ok((plan.settings, plan.warnings))
+}
+
+/// Whether a key holds a secret that must not be printed (passwords, salts, keys, data sources).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.ends_with("key")
+        || ["password", "salt", "secret", "datasource"]
+            .iter()
+            .any(|s| k.contains(s))
+}
+
 /// A target ready to be committed: `None` content means already up to date.
 struct Prepared {
     path: PathBuf,
