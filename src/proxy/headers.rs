@@ -87,9 +87,9 @@ pub fn ip_value(ip: IpAddr) -> HeaderValue {
 }
 
 /// Sets the forwarding headers Mattermost reads, replacing whatever the client sent:
-/// `X-Forwarded-For` and `X-Real-IP` = the client IP, `X-Forwarded-Proto`, `X-Forwarded-Host`.
-pub fn set_forwarding(headers: &mut HeaderMap, client_ip: IpAddr, proto: &HeaderValue) {
-    let ip = ip_value(client_ip);
+/// `X-Forwarded-For` and `X-Real-IP` = the client IP (`ip`, from [`ip_value`]),
+/// `X-Forwarded-Proto`, `X-Forwarded-Host`.
+pub fn set_forwarding(headers: &mut HeaderMap, ip: HeaderValue, proto: &HeaderValue) {
     headers.insert(X_REAL_IP, ip.clone());
     headers.insert(X_FORWARDED_FOR, ip);
     headers.insert(X_FORWARDED_PROTO, proto.clone());

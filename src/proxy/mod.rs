@@ -5,7 +5,7 @@ pub mod body;
 pub mod headers;
 pub mod upgrade;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,12 +23,30 @@ use crate::upstream::Upstreams;
 use body::ResponseBody;
 
 /// Facts about the client connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Conn {
-    /// TCP peer.
+    /// TCP peer (IPv4-mapped IPv6 addresses already turned into IPv4).
     pub peer: SocketAddr,
     /// Arrived over the edge's TLS listener.
     pub tls: bool,
+    /// The peer's IP as a header value, made once per connection: most requests forward it.
+    peer_ip_header: HeaderValue,
+}
+
+impl Conn {
+    /// Describes a new client connection.
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        let ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let peer = SocketAddr::new(ip, peer.port());
+        Self {
+            peer,
+            tls,
+            peer_ip_header: headers::ip_value(ip),
+        }
+    }
 }
 
 /// Everything needed to forward requests; built once, shared by all connections.
@@ -73,7 +91,7 @@ impl Proxy {
     }
 
     /// Answers one request: never fails, errors become 4xx/5xx responses.
-    pub async fn handle(&self, conn: Conn, mut req: Request<Incoming>) -> Response<ResponseBody> {
+    pub async fn handle(&self, conn: &Conn, mut req: Request<Incoming>) -> Response<ResponseBody> {
         let passed = match self.edge.on_request(conn.peer.ip(), &req) {
             Verdict::Answer(resp) => return self.finish(conn, resp),
             Verdict::Forward(passed) => passed,
@@ -113,7 +131,12 @@ impl Proxy {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        headers::set_forwarding(&mut parts.headers, passed.client_ip, &self.forwarded_proto);
+        let ip_header = if passed.client_ip == conn.peer.ip() {
+            conn.peer_ip_header.clone()
+        } else {
+            headers::ip_value(passed.client_ip)
+        };
+        headers::set_forwarding(&mut parts.headers, ip_header, &self.forwarded_proto);
         let path = parts
             .uri
             .path_and_query()
@@ -190,7 +213,7 @@ impl Proxy {
     }
 
     /// Headers every response gets: HSTS over TLS.
-    fn finish(&self, conn: Conn, mut resp: Response<ResponseBody>) -> Response<ResponseBody> {
+    fn finish(&self, conn: &Conn, mut resp: Response<ResponseBody>) -> Response<ResponseBody> {
         if conn.tls {
             if let Some(hsts) = &self.hsts {
                 resp.headers_mut()

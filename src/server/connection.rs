@@ -72,12 +72,12 @@ impl Serve {
         match tls {
             Some(acceptor) => {
                 match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => self.http(stream, Conn { peer, tls: true }, handler).await,
+                    Ok(Ok(stream)) => self.http(stream, Conn::new(peer, true), handler).await,
                     Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => debug!(%peer, "TLS handshake timed out"),
                 }
             }
-            None => self.http(stream, Conn { peer, tls: false }, handler).await,
+            None => self.http(stream, Conn::new(peer, false), handler).await,
         }
     }
 
@@ -86,10 +86,14 @@ impl Serve {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (io, traffic) = Tracked::new(io);
+        let peer = conn.peer;
+        // One reference count per request for both the handler and the connection facts.
+        let ctx = Arc::new((handler, conn));
         let service = service_fn(move |req| {
-            let handler = handler.clone();
+            let ctx = ctx.clone();
             async move {
-                let resp = match &handler {
+                let (handler, conn) = &*ctx;
+                let resp = match handler {
                     Handler::Proxy(proxy) => proxy.handle(conn, req).await,
                     Handler::Redirect(origin) => redirect(origin, &req),
                 };
@@ -107,12 +111,12 @@ impl Serve {
             tokio::select! {
                 res = connection.as_mut() => {
                     if let Err(e) = res {
-                        debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                        debug!(%peer, error = %e, "connection ended with an error");
                     }
                     return;
                 }
                 _ = idle.expired(), if !closing => {
-                    debug!(peer = %conn.peer, "idle connection closed");
+                    debug!(%peer, "idle connection closed");
                     closing = true;
                     connection.as_mut().graceful_shutdown();
                 }
