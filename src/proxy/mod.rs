@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod headers;
+pub mod pump;
 pub mod upgrade;
 
 use std::net::{IpAddr, SocketAddr};

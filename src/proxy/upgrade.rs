@@ -29,7 +29,7 @@ pub fn spawn_tunnel(
         let mut upstream = Tracked::with_counter(TokioIo::new(upstream), traffic.clone());
         let mut idle = Watch::new(traffic, idle_timeout);
         tokio::select! {
-            res = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            res = super::pump::pump(&mut client, &mut upstream) => {
                 if let Err(e) = res {
                     debug!(error = %e, "websocket tunnel ended with an error");
                 }
