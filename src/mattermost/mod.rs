@@ -252,15 +252,30 @@ pub(crate) fn write_with_hook(
     env: &dyn Fn(&str) -> Option<String>,
     hook: atomic::Hook<'_>,
 ) -> Result<Outcome, Error> {
-    if targets.config_file.is_none() && targets.env_file.is_none() {
-        tracing::info!(
-            "neither {CONFIG_FILE_SETTING} nor {ENV_FILE_SETTING} is set: Mattermost's configuration is not written"
-        );
-        return Ok(Outcome::default());
-    }
+    // Validate and warn even without a target: a bad or obsolete variable is worth knowing about.
     let plan = seed_env::plan(facts, env)?;
     for w in &plan.warnings {
         tracing::warn!(variable = w.variable, "{}", w.message);
+    }
+    if targets.config_file.is_none() && targets.env_file.is_none() {
+        let unused = plan
+            .settings
+            .iter()
+            .filter(|s| s.source != "mm-edge")
+            .count();
+        if unused > 0 {
+            tracing::warn!(
+                keys = unused,
+                "variables of the old docker-mattermost image are set, but neither {CONFIG_FILE_SETTING} nor {ENV_FILE_SETTING} is: they are not applied"
+            );
+        }
+        tracing::info!(
+            "neither {CONFIG_FILE_SETTING} nor {ENV_FILE_SETTING} is set: Mattermost's configuration is not written"
+        );
+        return Ok(Outcome {
+            warnings: plan.warnings,
+            ..Outcome::default()
+        });
     }
     let mut outcome = Outcome {
         warnings: plan.warnings.clone(),

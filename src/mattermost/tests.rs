@@ -614,10 +614,20 @@ fn both_targets_are_written() {
 }
 
 #[test]
-fn no_target_writes_nothing() {
-    let env = env_of(&[("MATTERMOST_MAX_USERS", "abc")]);
-    let out = write(&Targets::default(), &facts(), &env).expect("nothing to do");
+fn no_target_writes_nothing_but_still_validates_and_warns() {
+    let out = write(&Targets::default(), &facts(), &no_env).expect("nothing to do");
     assert_eq!(out, Outcome::default());
+    let env = env_of(&[("MATTERMOST_TEAM_DIRECTORY", "true")]);
+    let out = write(&Targets::default(), &facts(), &env).expect("nothing written");
+    assert_eq!((out.config_file, out.env_file), (None, None));
+    assert_eq!(out.warnings.len(), 1, "{:?}", out.warnings);
+    assert_eq!(out.warnings[0].variable, "MATTERMOST_TEAM_DIRECTORY");
+    let env = env_of(&[("MATTERMOST_MAX_USERS", "abc")]);
+    let err = write(&Targets::default(), &facts(), &env).expect_err("a bad value is an error");
+    assert!(
+        err.to_string().contains("MATTERMOST_MAX_USERS=abc"),
+        "{err}"
+    );
 }
 
 #[test]
