@@ -60,17 +60,24 @@ async fn rustls_client_trusts_the_generated_certificate_for_host_localhost_and_i
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("{\"status\":\"OK\"}"), "{text}");
     // The certificate names the host, localhost and 127.0.0.1: reqwest checks the IP too.
-    let by_ip = reqwest::Client::builder()
+    let status = ping_trusting(&edge.cert_pem(), "127.0.0.1", edge.https.expect("tls")).await;
+    assert_eq!(status, 200, "by IP");
+}
+
+/// GETs the ping endpoint as `https://{name}:PORT` (name resolved to `addr`), trusting only `pem`.
+async fn ping_trusting(pem: &[u8], name: &str, addr: std::net::SocketAddr) -> u16 {
+    reqwest::Client::builder()
         .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&edge.cert_pem()).expect("pem"))
+        .add_root_certificate(reqwest::Certificate::from_pem(pem).expect("pem"))
+        .resolve(name, addr)
         .build()
-        .expect("client");
-    let resp = by_ip
-        .get(format!("{}/api/v4/system/ping", edge.https_origin()))
+        .expect("client")
+        .get(format!("https://{name}:{}/api/v4/system/ping", addr.port()))
         .send()
         .await
-        .expect("by IP");
-    assert_eq!(resp.status(), 200);
+        .expect("TLS handshake and answer")
+        .status()
+        .as_u16()
 }
 
 #[tokio::test]
@@ -152,20 +159,8 @@ async fn self_signed_certificate_is_kept_across_restarts() {
         "{}",
         second.log()
     );
-    let resp = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(reqwest::Certificate::from_pem(&cert).expect("pem"))
-        .resolve("chat.example.com", second.https.expect("tls"))
-        .build()
-        .expect("client")
-        .get(format!(
-            "https://chat.example.com:{}/api/v4/system/ping",
-            second.https.expect("tls").port()
-        ))
-        .send()
-        .await
-        .expect("the kept certificate is the one served");
-    assert_eq!(resp.status(), 200);
+    let status = ping_trusting(&cert, "chat.example.com", second.https.expect("tls")).await;
+    assert_eq!(status, 200, "the kept certificate is the one served");
 }
 
 #[tokio::test]
@@ -185,23 +180,58 @@ async fn given_certificate_files_are_served() {
             ("MM_EDGE_TLS_KEY", key.to_str().expect("utf-8")),
         ],
     );
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(generated.cert.pem().as_bytes()).expect("pem"),
-        )
-        .resolve("given.example", edge.https.expect("tls"))
-        .build()
-        .expect("client");
-    let port = edge.https.expect("tls").port();
-    let resp = client
-        .get(format!("https://given.example:{port}/api/v4/system/ping"))
-        .send()
-        .await
-        .expect("handshake with the given certificate");
-    assert_eq!(resp.status(), 200);
+    let status = ping_trusting(
+        generated.cert.pem().as_bytes(),
+        "given.example",
+        edge.https.expect("tls"),
+    )
+    .await;
+    assert_eq!(status, 200, "handshake with the given certificate");
     assert!(
         !edge.state_dir().join("self-signed-cert.pem").exists(),
         "no self-signed cert made"
+    );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_files() {
+    let backend = Backend::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let write = |name: &str| {
+        let c = rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("cert");
+        std::fs::write(&cert, c.cert.pem()).expect("write");
+        std::fs::write(&key, c.signing_key.serialize_pem()).expect("write");
+        c.cert.pem()
+    };
+    let first = write("reload.example");
+    let edge = Edge::start(
+        &backend,
+        &[
+            ("MM_EDGE_TLS_CERT", cert.to_str().expect("utf-8")),
+            ("MM_EDGE_TLS_KEY", key.to_str().expect("utf-8")),
+        ],
+    );
+    let addr = edge.https.expect("tls");
+    assert_eq!(
+        ping_trusting(first.as_bytes(), "reload.example", addr).await,
+        200
+    );
+    let second = write("reload.example");
+    edge.signal("HUP");
+    edge.wait_for_log("TLS certificate reloaded");
+    assert_eq!(
+        ping_trusting(second.as_bytes(), "reload.example", addr).await,
+        200,
+        "new certificate served"
+    );
+    // A broken file on reload keeps the working certificate.
+    std::fs::write(&key, "garbage").expect("write");
+    edge.signal("HUP");
+    edge.wait_for_log("TLS certificate reload failed");
+    assert_eq!(
+        ping_trusting(second.as_bytes(), "reload.example", addr).await,
+        200,
+        "old certificate kept"
     );
 }

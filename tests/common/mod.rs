@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 #[allow(unused_imports)]
@@ -40,6 +40,13 @@ pub fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
     }
     cmd.args(args).stdin(Stdio::null());
     cmd.output().expect("run mm-edge")
+}
+
+/// The edge's stderr, collected line by line, with a signal for each new line.
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    grew: Condvar,
 }
 
 /// Configures an mm-edge process.
@@ -80,7 +87,7 @@ impl EdgeBuilder {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn mm-edge");
         let stderr = child.stderr.take().expect("stderr piped");
-        let log = Arc::new(Mutex::new(String::new()));
+        let log: Arc<Log> = Arc::default();
         let (tx, rx) = mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
@@ -89,9 +96,10 @@ impl EdgeBuilder {
                 if line.contains("mm-edge listening") {
                     let _ = tx.send(line.clone());
                 }
-                let mut l = sink.lock().expect("log lock");
+                let mut l = sink.text.lock().expect("log lock");
                 l.push_str(&line);
                 l.push('\n');
+                sink.grew.notify_all();
             }
         });
         let line = match rx.recv_timeout(PATIENCE) {
@@ -101,7 +109,7 @@ impl EdgeBuilder {
                 let status = child.wait().ok();
                 panic!(
                     "mm-edge did not start (status {status:?}); log:\n{}",
-                    log.lock().expect("log lock")
+                    log.text.lock().expect("log lock")
                 );
             }
         };
@@ -125,7 +133,7 @@ impl EdgeBuilder {
 pub struct Edge {
     child: Option<Child>,
     pid: u32,
-    log: Arc<Mutex<String>>,
+    log: Arc<Log>,
     state: tempfile::TempDir,
     /// TLS listener (None when TLS is not terminated here).
     pub https: Option<SocketAddr>,
@@ -168,7 +176,18 @@ impl Edge {
 
     /// Everything the edge logged so far.
     pub fn log(&self) -> String {
-        self.log.lock().expect("log lock").clone()
+        self.log.text.lock().expect("log lock").clone()
+    }
+
+    /// Blocks until the log holds `needle` (woken by each new line; [`PATIENCE`] bounds a failure).
+    pub fn wait_for_log(&self, needle: &str) {
+        let text = self.log.text.lock().expect("log lock");
+        let (text, timeout) = self
+            .log
+            .grew
+            .wait_timeout_while(text, PATIENCE, |t| !t.contains(needle))
+            .expect("log lock");
+        assert!(!timeout.timed_out(), "log never showed {needle:?}:\n{text}");
     }
 
     /// The generated self-signed certificate (PEM).
