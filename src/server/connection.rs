@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::idle::{Tracked, Watch};
 use crate::proxy::{Conn, Proxy};
 
+use super::coalesce::Coalesce;
 use super::redirect::redirect;
 
 /// What answers requests on a listener.
@@ -72,7 +73,14 @@ impl Serve {
         match tls {
             Some(acceptor) => {
                 match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => self.http(stream, Conn::new(peer, true), handler).await,
+                    Ok(Ok(stream)) => {
+                        let conn = Conn::new(peer, true);
+                        if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                            self.http(Coalesce::new(stream), conn, handler).await
+                        } else {
+                            self.http(stream, conn, handler).await
+                        }
+                    }
                     Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => debug!(%peer, "TLS handshake timed out"),
                 }

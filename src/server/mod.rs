@@ -4,6 +4,7 @@
 //! [`Server::serve`] accepts connections until SIGTERM/SIGINT, then drains in-flight requests for
 //! the grace period. SIGHUP reloads the TLS certificate.
 
+pub mod coalesce;
 pub mod connection;
 pub mod redirect;
 
