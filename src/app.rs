@@ -26,11 +26,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Err(e) => return config_error(e),
     };
     init_logging(&settings.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.server.workers)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(settings.server.workers) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mm-edge: error: cannot start the runtime: {e}");
@@ -51,6 +47,22 @@ pub fn main(cli: Cli) -> ExitCode {
             }
         },
         Action::Run => runtime.block_on(run(settings)),
+    }
+}
+
+/// The async runtime: with one worker, a single-threaded scheduler, whose plain FIFO run queue
+/// lets an HTTP/2 connection collect more finished streams per write (see server::coalesce);
+/// otherwise one worker thread per `workers`.
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
     }
 }
 

@@ -33,26 +33,29 @@ fn one(v: &Value, name: &str) -> String {
 #[tokio::test]
 async fn http1_and_http2_clients_reach_mattermost_over_http1_with_host_unchanged() {
     let backend = Backend::start().await;
-    let edge = Edge::start(&backend, &[]);
-    let port = edge.https.expect("tls").port();
-    let url = edge.url("/api/v4/headers?page=2");
-    for (client, want) in [
-        (edge.client_h1(), reqwest::Version::HTTP_11),
-        (edge.client(), reqwest::Version::HTTP_2),
-    ] {
-        let (version, seen) = headers_seen(&client, &url, &[]).await;
-        assert_eq!(version, want, "client side protocol");
-        assert_eq!(seen["version"], "HTTP/1.1", "upstream side is HTTP/1.1");
-        assert_eq!(seen["uri"], "/api/v4/headers?page=2");
-        assert_eq!(
-            one(&seen, "host"),
-            format!("localhost:{port}"),
-            "Host from :authority for h2"
-        );
-        assert_eq!(one(&seen, "x-forwarded-host"), format!("localhost:{port}"));
-        assert_eq!(one(&seen, "x-forwarded-proto"), "https");
-        assert_eq!(one(&seen, "x-forwarded-for"), "127.0.0.1");
-        assert_eq!(one(&seen, "x-real-ip"), "127.0.0.1");
+    // One worker runs a single-threaded scheduler, more run a multi-threaded one: both must work.
+    for workers in ["1", "2"] {
+        let edge = Edge::start(&backend, &[("MM_EDGE_WORKERS", workers)]);
+        let port = edge.https.expect("tls").port();
+        let url = edge.url("/api/v4/headers?page=2");
+        for (client, want) in [
+            (edge.client_h1(), reqwest::Version::HTTP_11),
+            (edge.client(), reqwest::Version::HTTP_2),
+        ] {
+            let (version, seen) = headers_seen(&client, &url, &[]).await;
+            assert_eq!(version, want, "client side protocol");
+            assert_eq!(seen["version"], "HTTP/1.1", "upstream side is HTTP/1.1");
+            assert_eq!(seen["uri"], "/api/v4/headers?page=2");
+            assert_eq!(
+                one(&seen, "host"),
+                format!("localhost:{port}"),
+                "Host from :authority for h2"
+            );
+            assert_eq!(one(&seen, "x-forwarded-host"), format!("localhost:{port}"));
+            assert_eq!(one(&seen, "x-forwarded-proto"), "https");
+            assert_eq!(one(&seen, "x-forwarded-for"), "127.0.0.1");
+            assert_eq!(one(&seen, "x-real-ip"), "127.0.0.1");
+        }
     }
 }
 

@@ -7,7 +7,8 @@ use common::{Backend, Edge};
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let backend = Backend::start().await;
-    let mut edge = Edge::start(&backend, &[]);
+    // The single-threaded scheduler (one worker) has to drain as well as the multi-threaded one.
+    let mut edge = Edge::start(&backend, &[("MM_EDGE_WORKERS", "1")]);
     let client = edge.client_h1();
     let url = edge.url("/api/v4/hold");
     let in_flight = tokio::spawn(async move { client.get(url).send().await });
