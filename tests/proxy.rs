@@ -235,3 +235,30 @@ async fn several_upstreams_are_used_round_robin() {
     }
     assert_eq!((a.requests(), b.requests()), (2, 2));
 }
+
+#[tokio::test]
+async fn a_server_that_refuses_connections_is_skipped_for_the_fail_timeout() {
+    let live = Backend::start().await;
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dead = format!("http://127.0.0.1:{dead_port}");
+    let edge = Edge::builder(&format!("{dead} {}", live.url()))
+        .env("MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "1h")
+        .spawn();
+    let client = edge.client_h1();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let resp = client
+            .get(edge.url("/api/v4/system/ping"))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(resp.status().as_u16());
+    }
+    // Round-robin starts with the dead server: that one request is a 502, then it is skipped.
+    assert_eq!(statuses, [502, 200, 200, 200, 200, 200]);
+    assert_eq!(live.requests(), 5);
+}

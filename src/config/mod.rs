@@ -112,6 +112,8 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Idle pooled connection lifetime.
     pub idle_timeout: Duration,
+    /// How long a server that refused a connection is skipped.
+    pub fail_timeout: Duration,
 }
 
 /// Client connection handling.
@@ -254,6 +256,7 @@ impl Settings {
             timeout: get(l, "upstream.timeout", parse::positive_duration)?,
             connect_timeout: get(l, "upstream.connect_timeout", parse::positive_duration)?,
             idle_timeout: get(l, "upstream.idle_timeout", parse::positive_duration)?,
+            fail_timeout: get(l, "upstream.fail_timeout", parse::duration)?,
         };
         let workers = get(l, "server.workers", |s| {
             s.trim()

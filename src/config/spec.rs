@@ -59,6 +59,8 @@ settings! {
         "How long to wait for a TCP connection to Mattermost before answering 502.";
     "MM_EDGE_UPSTREAM_IDLE_TIMEOUT", "upstream.idle_timeout", "90s",
         "How long an idle keep-alive connection to Mattermost stays in the pool.";
+    "MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "upstream.fail_timeout", "10s",
+        "With several servers: how long one that refused a connection is skipped (its request got 502).";
     "MM_EDGE_MAX_BODY", "proxy.max_body", "110M",
         "Largest request body (K, M, G suffixes, powers of 1024); larger ones get 413. Default fits a 100 MiB upload.";
     "MM_EDGE_WORKERS", "server.workers", "0",

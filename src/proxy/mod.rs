@@ -110,7 +110,7 @@ impl Proxy {
             && headers::connection_has(req.headers(), "upgrade");
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
-        let server = self.upstreams.pick();
+        let (server_index, server) = self.upstreams.pick();
         let (mut parts, body) = req.into_parts();
         // HTTP/2 clients carry the host in :authority; Mattermost (HTTP/1.1) needs it in Host.
         if !parts.headers.contains_key(header::HOST) {
@@ -175,6 +175,7 @@ impl Proxy {
                 }
                 warn!(upstream = %server, error = %error_chain(&e), status = 502, "upstream request failed");
                 let msg = if e.is_connect() {
+                    self.upstreams.mark_failed(server_index);
                     format!("mm-edge: Mattermost at {server} is unreachable\n")
                 } else {
                     format!(
