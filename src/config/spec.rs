@@ -73,8 +73,8 @@ settings! {
         "A WebSocket tunnel with no traffic either way for this long is closed (Mattermost pings far more often).";
     "MM_EDGE_SHUTDOWN_GRACE", "server.shutdown_grace", "30s",
         "On SIGTERM/SIGINT, how long in-flight requests may take to finish.";
-    "MM_EDGE_LOG", "log.level", "info",
-        "Log filter (tracing EnvFilter syntax), e.g. info, debug, mm_edge=debug.";
+    "MM_EDGE_LOG", "log.level", "info,rustls=error",
+        "Log filter (tracing EnvFilter syntax), e.g. info or mm_edge=debug; rustls's per-connection warnings about misbehaving clients are off by default.";
     "MATTERMOST_ENABLE_RATE_LIMIT", "rate_limit.enable", "true",
         "Rate limit requests at the edge; false = no limiting and no X-RateLimit headers.";
     "MATTERMOST_RATE_LIMIT_QPS", "rate_limit.per_sec", "10",
