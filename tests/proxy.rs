@@ -262,3 +262,47 @@ async fn a_server_that_refuses_connections_is_skipped_for_the_fail_timeout() {
     assert_eq!(statuses, [502, 200, 200, 200, 200, 200]);
     assert_eq!(live.requests(), 5);
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_closed_ones_replaced() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    let client = edge.client_h1();
+    for _ in 0..20 {
+        let resp = client
+            .get(edge.url("/api/v4/system/ping"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.expect("body");
+    }
+    assert_eq!(
+        backend.connections(),
+        1,
+        "sequential requests share one upstream connection"
+    );
+    // Mattermost closing the connection after a response: the next request gets a new one.
+    for _ in 0..5 {
+        let resp = client
+            .get(edge.url("/api/v4/close"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.expect("body"), "closing");
+    }
+    let resp = client
+        .get(edge.url("/api/v4/system/ping"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    // The first closing response still comes on the kept-alive connection; each later request
+    // needs a new one: 1 + 4 + 1 (the final ping).
+    assert_eq!(
+        backend.connections(),
+        6,
+        "closed connections are replaced, not reused"
+    );
+}

@@ -4,11 +4,13 @@ use bytes::Bytes;
 use http_body_util::{Either, Full, Limited};
 use hyper::body::Incoming;
 
+pub use crate::upstream::PooledBody;
+
 /// A client's request body on its way to Mattermost, cut off at the body-size limit.
 pub type RequestBody = Limited<Incoming>;
 
 /// A response: Mattermost's streamed body, or a short one made at the edge.
-pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+pub type ResponseBody = Either<PooledBody, Full<Bytes>>;
 
 /// A body made at the edge.
 pub fn local(bytes: impl Into<Bytes>) -> ResponseBody {

@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::{PathAndQuery, Uri};
+use http::uri::Uri;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Limited};
 use hyper::body::Incoming;
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::config::Settings;
 use crate::edge::{Edge, Verdict};
@@ -138,21 +138,11 @@ impl Proxy {
             headers::ip_value(passed.client_ip)
         };
         headers::set_forwarding(&mut parts.headers, ip_header, &self.forwarded_proto);
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut uri = Uri::builder()
-            .scheme(server.scheme.clone())
-            .authority(server.authority.clone())
-            .path_and_query(path)
-            .build();
-        if let Err(e) = &uri {
-            debug!(error = %e, "cannot build upstream URI");
-            uri = Ok(Uri::from_static("/"));
-        }
-        parts.uri = uri.unwrap_or_default();
+        // Mattermost gets the origin form (path and query); Host carries the authority.
+        parts.uri = match parts.uri.path_and_query() {
+            Some(pq) => Uri::from(pq.clone()),
+            None => Uri::from_static("/"),
+        };
         parts.version = Version::HTTP_11;
         let upstream_req = Request::from_parts(
             parts,
@@ -161,7 +151,7 @@ impl Proxy {
 
         let sent = tokio::time::timeout(
             self.upstream_timeout,
-            self.upstreams.client().request(upstream_req),
+            self.upstreams.send(server_index, upstream_req),
         )
         .await;
         let mut resp = match sent {

@@ -4,15 +4,17 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
+
+use http::{Request, Response};
 
 use crate::config::{Upstream, UpstreamServer};
 use crate::proxy::body::RequestBody;
 
-/// The HTTP/1.1 client used towards Mattermost.
-pub type UpstreamClient = Client<HttpConnector, RequestBody>;
+pub mod pool;
+
+use pool::ServerPool;
+pub use pool::{PooledBody, UpstreamError};
 
 /// The pool of Mattermost servers.
 #[derive(Debug)]
@@ -23,30 +25,30 @@ pub struct Upstreams {
     epoch: Instant,
     fail_timeout_ms: u64,
     next: AtomicUsize,
-    client: UpstreamClient,
+    pools: Vec<Arc<ServerPool>>,
 }
 
 impl Upstreams {
     /// Builds the pool from settings.
     pub fn new(cfg: &Upstream) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(1024)
-            // The Host header is the client's and is always set by the proxy.
-            .set_host(false)
-            .build(connector);
+        let pools = cfg
+            .servers
+            .iter()
+            .map(|s| {
+                Arc::new(ServerPool::new(
+                    s.authority.to_string(),
+                    cfg.connect_timeout,
+                    cfg.idle_timeout,
+                ))
+            })
+            .collect();
         Self {
             servers: cfg.servers.clone(),
             down_until: cfg.servers.iter().map(|_| AtomicU64::new(0)).collect(),
             epoch: Instant::now(),
             fail_timeout_ms: u64::try_from(cfg.fail_timeout.as_millis()).unwrap_or(u64::MAX),
             next: AtomicUsize::new(0),
-            client,
+            pools,
         }
     }
 
@@ -83,8 +85,12 @@ impl Upstreams {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The pooled client.
-    pub fn client(&self) -> &UpstreamClient {
-        &self.client
+    /// Sends a request (origin-form URI, Host set) to server `i` over a pooled connection.
+    pub async fn send(
+        &self,
+        i: usize,
+        req: Request<RequestBody>,
+    ) -> Result<Response<PooledBody>, UpstreamError> {
+        self.pools[i].send(req).await
     }
 }

@@ -37,6 +37,7 @@ pub struct Backend {
 
 struct State {
     requests: AtomicUsize,
+    connections: AtomicUsize,
     held: mpsc::UnboundedSender<()>,
     release: watch::Sender<bool>,
 }
@@ -52,6 +53,7 @@ impl Backend {
         let (release, _) = watch::channel(false);
         let state = Arc::new(State {
             requests: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             held: held_tx,
             release,
         });
@@ -61,6 +63,7 @@ impl Backend {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                st.connections.fetch_add(1, Ordering::SeqCst);
                 let st = st.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
@@ -95,6 +98,11 @@ impl Backend {
     /// Requests that reached the backend so far.
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// Waits until a request to /api/v4/hold has arrived.
@@ -223,6 +231,13 @@ async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
             full(StatusCode::OK, "released")
         }
         "/api/v4/slow" => std::future::pending().await,
+        "/api/v4/close" => {
+            // Answers, then closes the connection (as Mattermost does on shutdown).
+            let mut r = full(StatusCode::OK, "closing");
+            r.headers_mut()
+                .insert("connection", "close".parse().expect("header"));
+            r
+        }
         "/api/v4/hop" => {
             let mut r = full(StatusCode::OK, "hop");
             let h = r.headers_mut();
