@@ -151,12 +151,7 @@ async fn unreachable_upstream_is_502_at_once_naming_it() {
         .port();
     let upstream = format!("http://127.0.0.1:{port}");
     let edge = Edge::builder(&upstream).spawn();
-    let resp = edge
-        .client()
-        .get(edge.url("/api/v4/system/ping"))
-        .send()
-        .await
-        .expect("request");
+    let resp = edge.get(&edge.url("/api/v4/system/ping")).await;
     assert_eq!(resp.status(), 502);
     let body = resp.text().await.expect("body");
     assert!(
@@ -169,12 +164,7 @@ async fn unreachable_upstream_is_502_at_once_naming_it() {
 async fn no_response_headers_within_the_timeout_is_504() {
     let backend = Backend::start().await;
     let edge = Edge::start(&backend, &[("MM_EDGE_UPSTREAM_TIMEOUT", "1s")]);
-    let resp = edge
-        .client()
-        .get(edge.url("/api/v4/slow"))
-        .send()
-        .await
-        .expect("request");
+    let resp = edge.get(&edge.url("/api/v4/slow")).await;
     assert_eq!(resp.status(), 504);
     assert!(resp
         .text()

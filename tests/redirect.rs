@@ -62,11 +62,6 @@ async fn other_methods_get_308_to_the_configured_site_url() {
 async fn health_endpoint_answers_on_the_plain_listener() {
     let backend = Backend::start().await;
     let edge = Edge::start(&backend, &[]);
-    let resp = edge
-        .client()
-        .get(edge.http_url("/.mm-edge/healthz"))
-        .send()
-        .await
-        .expect("request");
+    let resp = edge.get(&edge.http_url("/.mm-edge/healthz")).await;
     assert_eq!(resp.status(), 200);
 }

@@ -104,31 +104,16 @@ async fn tls12_works_and_alpn_prefers_h2() {
 async fn hsts_on_https_responses_only_and_configurable() {
     let backend = Backend::start().await;
     let edge = Edge::start(&backend, &[]);
-    let resp = edge
-        .client()
-        .get(edge.url("/api/v4/system/ping"))
-        .send()
-        .await
-        .expect("request");
+    let resp = edge.get(&edge.url("/api/v4/system/ping")).await;
     assert_eq!(
         resp.headers()["strict-transport-security"],
         "max-age=63072000"
     );
-    let resp = edge
-        .client()
-        .get(edge.http_url("/"))
-        .send()
-        .await
-        .expect("request");
+    let resp = edge.get(&edge.http_url("/")).await;
     assert!(resp.headers().get("strict-transport-security").is_none());
     drop(edge);
     let edge = Edge::start(&backend, &[("MM_EDGE_HSTS_MAX_AGE", "0")]);
-    let resp = edge
-        .client()
-        .get(edge.url("/api/v4/system/ping"))
-        .send()
-        .await
-        .expect("request");
+    let resp = edge.get(&edge.url("/api/v4/system/ping")).await;
     assert!(resp.headers().get("strict-transport-security").is_none());
 }
 

@@ -6,7 +6,7 @@ pub mod headers;
 pub mod pump;
 pub mod upgrade;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,10 +37,8 @@ pub struct Conn {
 impl Conn {
     /// Describes a new client connection.
     pub fn new(peer: SocketAddr, tls: bool) -> Self {
-        let ip = match peer.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
+        // Same canonical form as edge::client_ip (IPv4-mapped IPv6 counts as IPv4).
+        let ip = peer.ip().to_canonical();
         let peer = SocketAddr::new(ip, peer.port());
         Self {
             peer,

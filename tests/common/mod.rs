@@ -244,6 +244,11 @@ impl Edge {
         self.client_builder().build().expect("client")
     }
 
+    /// GET `url` with [`Edge::client`].
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.client().get(url).send().await.expect("request")
+    }
+
     /// Same as [`Edge::client`], HTTP/1.1 only.
     pub fn client_h1(&self) -> reqwest::Client {
         self.client_builder().http1_only().build().expect("client")
