@@ -4,16 +4,18 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use hyper::body::Incoming;
 use tracing::{info, warn};
 
 use crate::config::cli::{Action, Cli};
-use crate::config::{CertSource, Layers, Settings, Source, TlsMode};
+use crate::config::{spec, CertSource, Settings, Source, TlsMode};
 use crate::edge::Edge;
+use crate::lifecycle::Lifecycle;
 use crate::mattermost::{EdgeFacts, Targets};
-use crate::proxy::Proxy;
-use crate::server::{self, Handler};
-use crate::tls::{self, CertStore};
+use crate::pipeline::logging::DebugSink;
+use crate::pipeline::{Pipeline, ResponseBody};
+use crate::server::{self, listener, Signals};
+use crate::tls::{self, CertStore, Origin};
 
 /// Exit code for an unusable configuration.
 pub const EXIT_CONFIG: u8 = 2;
@@ -21,11 +23,11 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Runs the parsed command line to completion.
 pub fn main(cli: Cli) -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
-    let (settings, layers) = match Settings::load(cli.config.as_deref(), &env, &cli.overrides) {
-        Ok(ok) => ok,
+    let settings = match Settings::load(cli.config.as_deref(), &env, &cli.overrides) {
+        Ok(s) => s,
         Err(e) => return config_error(e),
     };
-    init_logging(&settings.log_level);
+    init_logging(&settings.log.level);
     let runtime = match runtime(settings.server.workers) {
         Ok(rt) => rt,
         Err(e) => {
@@ -34,7 +36,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     match cli.action {
-        Action::Check => check(&settings, &layers),
+        Action::Check => check(&settings),
         Action::WriteMattermostConfig => match write_mattermost(&settings) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => config_error(e),
@@ -51,7 +53,7 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 /// The async runtime: with one worker, a single-threaded scheduler, whose plain FIFO run queue
-/// lets an HTTP/2 connection collect more finished streams per write (see server::coalesce);
+/// lets an HTTP/2 connection collect more finished streams per write (see io::coalesce);
 /// otherwise one worker thread per `workers`.
 fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     if workers <= 1 {
@@ -83,12 +85,12 @@ fn init_logging(filter: &str) {
 }
 
 /// `mm-edge check`: validate everything that can be validated without serving.
-fn check(settings: &Settings, layers: &Layers) -> ExitCode {
+fn check(settings: &Settings) -> ExitCode {
     if let Err(e) = Edge::new(settings) {
         return config_error(e);
     }
     if let (true, CertSource::Files { .. }) = (settings.terminates_tls(), &settings.tls.cert) {
-        if let Err(e) = CertStore::load(settings, tls::provider()) {
+        if let Err(e) = CertStore::from_settings(settings) {
             return config_error(e);
         }
     }
@@ -96,18 +98,18 @@ fn check(settings: &Settings, layers: &Layers) -> ExitCode {
         "# mm-edge {}: effective settings",
         env!("CARGO_PKG_VERSION")
     );
-    for raw in layers.iter() {
+    for raw in settings.layers().iter() {
         let from = match &raw.source {
             Source::Default => "default".to_string(),
             Source::Env => format!("env {}", raw.setting.env),
-            Source::File(p) => format!("file {}", p.display()),
+            Source::File(p, line) => format!("file {} line {line}", p.display()),
             Source::Cli => format!("flag --{}", raw.setting.flag()),
         };
         println!("{} = {:?}  # {from}", raw.setting.key, raw.value);
     }
     println!("# site URL: {}", settings.site.url);
     let env = |name: &str| std::env::var(name).ok();
-    match crate::mattermost::preview(&edge_facts(settings), &env) {
+    match crate::mattermost::preview(&EdgeFacts::from_settings(settings), &env) {
         Ok((keys, warnings)) => {
             println!("# Mattermost keys written when a target is set (secrets redacted):");
             for k in keys {
@@ -130,12 +132,10 @@ fn check(settings: &Settings, layers: &Layers) -> ExitCode {
 
 /// Writes Mattermost's configuration to match the edge (no-op when no target is configured).
 fn write_mattermost(settings: &Settings) -> Result<(), crate::mattermost::Error> {
-    let facts = edge_facts(settings);
-    let targets = Targets {
-        config_file: settings.mattermost.config_file.as_deref(),
-        env_file: settings.mattermost.env_file.as_deref(),
-    };
-    let outcome = crate::mattermost::write(&targets, &facts, &|k| std::env::var(k).ok())?;
+    let facts = EdgeFacts::from_settings(settings);
+    let outcome = crate::mattermost::write(&Targets::from_settings(settings), &facts, &|k| {
+        std::env::var(k).ok()
+    })?;
     for (what, status) in [
         ("config file", &outcome.config_file),
         ("env file", &outcome.env_file),
@@ -147,103 +147,136 @@ fn write_mattermost(settings: &Settings) -> Result<(), crate::mattermost::Error>
     Ok(())
 }
 
-/// The edge's own facts that Mattermost must agree with.
-fn edge_facts(settings: &Settings) -> EdgeFacts {
-    let rl = &settings.rate_limit;
-    EdgeFacts {
-        site_url: settings.site.url.clone(),
-        cors_domains: settings.cors.domains.clone(),
-        cors_exposed_headers: settings.cors.exposed_headers.clone(),
-        cors_allow_credentials: settings.cors.allow_credentials,
-        rate_limit_per_sec: rl.per_sec.get(),
-        rate_limit_max_burst: rl.max_burst,
-        rate_limit_sessions: u32::try_from(rl.sessions.get()).unwrap_or(u32::MAX),
-        rate_limit_by_ip: rl.by_ip,
-        rate_limit_headers: rl.headers.iter().map(ToString::to_string).collect(),
+/// The certificate store, when TLS is terminated here.
+fn certificates(settings: &Settings) -> Result<Option<(Arc<CertStore>, Origin)>, tls::TlsError> {
+    if !settings.terminates_tls() {
+        return Ok(None);
     }
-}
-
-/// Why `run` stopped before serving.
-fn start_failed(e: impl std::fmt::Display) -> ExitCode {
-    config_error(e)
+    let (store, origin) = CertStore::from_settings(settings)?;
+    if matches!(origin, Origin::SelfSigned(..)) {
+        warn!(
+            cert = %origin,
+            "serving a SELF-SIGNED certificate: browsers will warn; set {} and {} for production",
+            spec::TLS_CERT.env,
+            spec::TLS_KEY.env
+        );
+    }
+    Ok(Some((Arc::new(store), origin)))
 }
 
 async fn run(mut settings: Settings) -> ExitCode {
-    let edge = match Edge::new(&settings) {
-        Ok(edge) => edge,
-        Err(e) => return start_failed(e),
+    if let Err(e) = Edge::new(&settings) {
+        return config_error(e);
+    }
+    let certs = match certificates(&settings) {
+        Ok(c) => c,
+        Err(e) => return config_error(e),
     };
-    let certs = if settings.terminates_tls() {
-        match CertStore::load(&settings, tls::provider()) {
-            Ok((store, origin)) => {
-                if matches!(origin, tls::Origin::SelfSigned(..)) {
-                    warn!(cert = %origin, "serving a SELF-SIGNED certificate: browsers will warn; set MM_EDGE_TLS_CERT and MM_EDGE_TLS_KEY for production");
-                }
-                let store = Arc::new(store);
-                match tls::server_config(store.clone()) {
-                    Ok(config) => Some((store, config, origin)),
-                    Err(e) => return start_failed(e),
-                }
-            }
-            Err(e) => return start_failed(e),
-        }
-    } else {
-        None
+    let tls_config = match &certs {
+        Some((store, _)) => match tls::server_config(store.clone()) {
+            Ok(config) => Some(config),
+            Err(e) => return config_error(e),
+        },
+        None => None,
     };
-    let signals = match server::Signals::install() {
+    let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("mm-edge: error: cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let bound = match server::bind(&settings).await {
+    let specs = listener::specs(&settings, tls_config);
+    let bound = match listener::bind(&settings, specs) {
         Ok(b) => b,
-        Err(e) => return start_failed(e),
+        Err(e) => return config_error(e),
     };
-    let (https_addr, http_addr) = bound.addrs();
+    let addr_of = |role| bound.iter().find(|b| b.role == role).map(|b| b.addr);
+    let (https_addr, http_addr) = (
+        addr_of(crate::conn::Listener::Https),
+        addr_of(crate::conn::Listener::Http),
+    );
     settings.set_bound_ports(
         https_addr.unwrap_or(settings.listen.https),
         http_addr.unwrap_or(settings.listen.http),
     );
     if let Err(e) = write_mattermost(&settings) {
-        return start_failed(e);
+        return config_error(e);
     }
+
+    let mut life = Lifecycle::new();
+    if let Some((store, _)) = &certs {
+        let (store, reloads) = (store.clone(), signals.reloads());
+        life.spawn("certificate reload", move |shutdown| {
+            tls::reload_service(store, reloads, shutdown)
+        });
+    }
+    let pipeline = match Pipeline::<Incoming>::new(&settings, Arc::new(DebugSink), life.shutdown())
+    {
+        Ok(p) => Arc::new(p),
+        Err(e) => return config_error(e),
+    };
+    announce(
+        &settings,
+        https_addr,
+        http_addr,
+        certs.as_ref().map(|c| &c.1),
+    );
+
+    let serving = {
+        let cfg = settings.server.clone();
+        let shutdown = life.shutdown();
+        tokio::spawn(async move { server::serve(&cfg, bound, pipeline, shutdown).await })
+    };
+    signals.stop_requested().await;
+    info!(grace = ?settings.server.shutdown_grace, "shutting down: no new connections, draining in-flight requests");
+    life.begin_shutdown();
+    let _ = serving.await;
+    life.stop(settings.server.shutdown_grace).await;
+    ExitCode::SUCCESS
+}
+
+/// The pipeline answers the server's requests.
+impl server::Handler for Pipeline<Incoming> {
+    type Body = ResponseBody<Incoming>;
+    type Error = crate::body::BoxError;
+
+    fn handle(
+        &self,
+        conn: &crate::conn::ConnInfo,
+        req: http::Request<Incoming>,
+    ) -> impl std::future::Future<Output = http::Response<Self::Body>> + Send {
+        Pipeline::handle(self, conn, req)
+    }
+}
+
+/// The start-up line (tests and admins read the addresses from it).
+fn announce(
+    settings: &Settings,
+    https: Option<std::net::SocketAddr>,
+    http: Option<std::net::SocketAddr>,
+    cert: Option<&Origin>,
+) {
     let upstreams: Vec<String> = settings
         .upstream
         .servers
         .iter()
         .map(ToString::to_string)
         .collect();
-    let tls_desc = match (&certs, settings.site.https, settings.tls.mode) {
+    let tls_desc = match (cert, settings.site.https, settings.tls.mode) {
         (Some(_), _, _) => "terminated here",
         (None, true, TlsMode::Off) => "off (terminated in front; Mattermost told https)",
         _ => "off (plain HTTP site)",
     };
     info!(
-        https = %https_addr.map_or("off".to_string(), |a| a.to_string()),
-        http = %http_addr.map_or("?".to_string(), |a| a.to_string()),
+        https = %https.map_or("off".to_string(), |a| a.to_string()),
+        http = %http.map_or("?".to_string(), |a| a.to_string()),
         upstreams = %upstreams.join(","),
         tls = tls_desc,
-        cert = %certs.as_ref().map_or("none".to_string(), |c| c.2.to_string()),
+        cert = %cert.map_or("none".to_string(), ToString::to_string),
         site_url = %settings.site.url,
         rate_limit = settings.rate_limit.enable,
         workers = settings.server.workers,
         "mm-edge listening"
     );
-    let settings = Arc::new(settings);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let proxy = Arc::new(Proxy::new(&settings, edge, shutdown_rx));
-    let redirect = Handler::Redirect(Arc::from(settings.site.origin.as_str()));
-    server::serve(
-        settings.clone(),
-        bound,
-        Handler::Proxy(proxy),
-        redirect,
-        certs.map(|(store, config, _)| (store, config)),
-        shutdown_tx,
-        signals,
-    )
-    .await;
-    ExitCode::SUCCESS
 }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::Settings;
-use crate::edge::HEALTH_PATH;
+use crate::edge::endpoints::HEALTH_PATH;
 
 /// Checks the edge's listener: the TLS one when TLS is terminated here, else the plain one.
 pub async fn check(settings: &Settings) -> Result<(), String> {

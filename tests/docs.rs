@@ -39,7 +39,7 @@ fn readme_settings_table_matches_the_code() {
         .lines()
         .filter(|l| l.starts_with("| `"))
         .collect();
-    let expected: Vec<String> = SETTINGS.iter().map(expected_row).collect();
+    let expected: Vec<String> = SETTINGS.iter().map(|s| expected_row(s)).collect();
     for row in &expected {
         assert!(
             table.contains(&row.as_str()),

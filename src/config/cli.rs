@@ -25,7 +25,7 @@ pub enum Action {
 pub struct Cli {
     /// Subcommand.
     pub action: Action,
-    /// TOML file (`--config` or `MM_EDGE_CONFIG`).
+    /// TOML file (`--config` or its environment variable).
     pub config: Option<PathBuf>,
     /// Per-setting flags given, highest layer.
     pub overrides: Vec<(&'static Setting, String)>,
@@ -43,7 +43,7 @@ fn command() -> Command {
             Arg::new("config")
                 .long("config")
                 .short('c')
-                .env("MM_EDGE_CONFIG")
+                .env(super::spec::CONFIG_FILE_ENV)
                 .value_name("PATH")
                 .global(true)
                 .help("TOML settings file"),
@@ -61,7 +61,7 @@ fn command() -> Command {
             Command::new("healthcheck")
                 .about("Exit 0 only when the running edge answers on its listener"),
         );
-    for s in SETTINGS {
+    for &s in SETTINGS {
         cmd = cmd.arg(
             Arg::new(s.key)
                 .long(s.flag())
@@ -94,7 +94,7 @@ where
         .or_else(|| m.get_one::<String>("config"))
         .map(PathBuf::from);
     let mut overrides = Vec::new();
-    for s in SETTINGS {
+    for &s in SETTINGS {
         if let Some(v) = sub
             .get_one::<String>(s.key)
             .or_else(|| m.get_one::<String>(s.key))

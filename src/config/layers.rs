@@ -1,31 +1,36 @@
-//! The layers a setting's raw value can come from: defaults < TOML file < environment < CLI.
+//! The layers a setting's value can come from: defaults < TOML file < environment < CLI, and the
+//! record of which layer won for each setting, so that messages name a setting the way the user
+//! gave it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::spec::{self, Setting, SETTINGS};
+use toml::Spanned;
+
+use super::spec::{Setting, SETTINGS};
+use super::value::{Kind, V};
 use super::ConfigError;
 
-/// Where a raw value came from, to name it in error messages.
+/// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// The built-in default.
     Default,
-    /// A TOML file.
-    File(PathBuf),
+    /// A TOML file, at this line.
+    File(PathBuf, usize),
     /// The process environment.
     Env,
     /// A command-line flag.
     Cli,
 }
 
-/// One setting's winning value and its origin.
+/// One setting's winning value as the user wrote it, and its origin.
 #[derive(Debug, Clone)]
 pub struct Raw {
     /// The setting it belongs to.
     pub setting: &'static Setting,
-    /// The value as text (TOML arrays are joined with spaces).
+    /// The value as written (in a TOML file: the TOML text of the value).
     pub value: String,
     /// The layer it came from.
     pub source: Source,
@@ -44,145 +49,134 @@ impl fmt::Display for Raw {
         match &self.source {
             Source::Default => write!(f, "{} (default {:?})", s.env, self.value),
             Source::Env => write!(f, "{}={}", s.env, self.value),
-            Source::File(p) => write!(f, "{} = {:?} in {}", s.key, self.value, p.display()),
+            Source::File(p, line) => {
+                write!(
+                    f,
+                    "{} = {} in {} line {line}",
+                    s.key,
+                    self.value,
+                    p.display()
+                )
+            }
             Source::Cli => write!(f, "--{} {}", s.flag(), self.value),
         }
     }
 }
 
-/// The raw values of every setting after layering.
-#[derive(Debug, Clone)]
+/// The winning raw value of every setting.
+#[derive(Debug, Clone, Default)]
 pub struct Layers {
     values: BTreeMap<&'static str, Raw>,
 }
 
 impl Layers {
-    /// Layers defaults, the TOML file (if any), the environment and CLI overrides (`key`, value).
-    pub fn load(
-        file: Option<&Path>,
-        env: &dyn Fn(&str) -> Option<String>,
-        cli: &[(&'static Setting, String)],
-    ) -> Result<Self, ConfigError> {
-        let mut values: BTreeMap<&'static str, Raw> = SETTINGS
-            .iter()
-            .map(|s| {
-                let raw = Raw {
-                    setting: s,
-                    value: s.default.to_string(),
-                    source: Source::Default,
-                };
-                (s.key, raw)
-            })
-            .collect();
-        let mut set = |setting: &'static Setting, value: String, source: Source| {
-            values.insert(
-                setting.key,
-                Raw {
-                    setting,
-                    value,
-                    source,
-                },
-            );
-        };
-        if let Some(path) = file {
-            for (setting, value) in read_toml(path)? {
-                set(setting, value, Source::File(path.to_path_buf()));
-            }
-        }
-        for s in SETTINGS {
-            if let Some(v) = env(s.env) {
-                set(s, v, Source::Env);
-            }
-        }
-        for (s, v) in cli {
-            set(s, v.clone(), Source::Cli);
-        }
-        Ok(Self { values })
+    /// The winning value of a setting (the default when the loader has not recorded it).
+    pub fn get(&self, setting: &'static Setting) -> Raw {
+        self.values.get(setting.key).cloned().unwrap_or(Raw {
+            setting,
+            value: setting.default.to_string(),
+            source: Source::Default,
+        })
     }
 
-    /// The winning raw value of a setting, by TOML key.
-    pub fn get(&self, key: &str) -> &Raw {
-        match self.values.get(key) {
-            Some(raw) => raw,
-            // Every key used by the loader is in SETTINGS; a typo there is a programming error
-            // caught by the unit tests on the first load.
-            None => panic!("setting {key} is not declared in config::spec"),
-        }
-    }
-
-    /// Every raw value, in TOML-key order.
+    /// Every recorded value, in TOML-key order.
     pub fn iter(&self) -> impl Iterator<Item = &Raw> {
         self.values.values()
     }
 }
 
-/// Reads a TOML file into (setting, text value) pairs; unknown keys are errors.
-fn read_toml(path: &Path) -> Result<Vec<(&'static Setting, String)>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::Invalid(format!(
-            "MM_EDGE_CONFIG / --config {}: cannot read the file: {e}; give the path of a readable TOML file",
-            path.display()
-        ))
-    })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        ConfigError::Invalid(format!(
-            "{}: not valid TOML: {}",
-            path.display(),
-            e.to_string().trim_end()
-        ))
-    })?;
-    let mut out = Vec::new();
-    for (k, v) in table {
-        match v {
-            toml::Value::Table(inner) => {
-                for (k2, v2) in inner {
-                    let key = format!("{k}.{k2}");
-                    out.push(toml_pair(path, &key, v2)?);
-                }
-            }
-            other => out.push(toml_pair(path, &k, other)?),
-        }
-    }
-    Ok(out)
+/// The TOML file being layered: its path and text (for line numbers and value text).
+#[derive(Debug)]
+pub struct FileText<'a> {
+    /// The file.
+    pub path: &'a Path,
+    /// Its content.
+    pub text: &'a str,
 }
 
-fn toml_pair(
-    path: &Path,
-    key: &str,
-    value: toml::Value,
-) -> Result<(&'static Setting, String), ConfigError> {
-    let Some(setting) = spec::by_key(key) else {
-        return Err(ConfigError::Invalid(format!(
-            "{}: unknown key `{key}`; remove it or use one of the keys listed in config/mm-edge.toml",
-            path.display()
-        )));
-    };
-    let text = match value {
-        toml::Value::String(s) => s,
-        toml::Value::Integer(i) => i.to_string(),
-        toml::Value::Boolean(b) => b.to_string(),
-        toml::Value::Array(items) => {
-            let mut parts = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    toml::Value::String(s) => parts.push(s),
-                    toml::Value::Integer(i) => parts.push(i.to_string()),
-                    other => {
-                        return Err(ConfigError::Invalid(format!(
-                            "{key} in {}: list items must be strings, found {other}",
-                            path.display()
-                        )))
-                    }
-                }
-            }
-            parts.join(" ")
+impl FileText<'_> {
+    /// 1-based line of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+}
+
+/// Resolves each setting through the layers while the section builders run, recording the
+/// winner of each.
+pub struct Resolver<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    cli: &'a [(&'static Setting, String)],
+    file: Option<FileText<'a>>,
+    /// What won, per setting.
+    pub layers: Layers,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolver over the environment, CLI overrides and (optionally) a parsed file.
+    pub fn new(
+        env: &'a dyn Fn(&str) -> Option<String>,
+        cli: &'a [(&'static Setting, String)],
+        file: Option<FileText<'a>>,
+    ) -> Self {
+        Self {
+            env,
+            cli,
+            file,
+            layers: Layers::default(),
         }
-        other => {
-            return Err(ConfigError::Invalid(format!(
-                "{key} = {other} in {}: expected a string, number, boolean or list",
-                path.display()
-            )))
+    }
+
+    /// The typed value of `setting`: a flag, else the environment, else the file's value (already
+    /// checked by its kind when the file was read), else the default.
+    pub fn take<K: Kind>(
+        &mut self,
+        setting: &'static Setting,
+        file: Option<Spanned<V<K>>>,
+    ) -> Result<K::Out, ConfigError> {
+        let text = self
+            .cli
+            .iter()
+            .rev()
+            .find(|(s, _)| s.key == setting.key)
+            .map(|(_, v)| (v.clone(), Source::Cli))
+            .or_else(|| (self.env)(setting.env).map(|v| (v, Source::Env)));
+        if let Some((value, source)) = text {
+            let raw = self.record(setting, value, source);
+            return K::parse(&raw.value).map_err(|e| raw.error(e));
         }
-    };
-    Ok((setting, text))
+        if let (Some(spanned), Some(file)) = (file, &self.file) {
+            let span = spanned.span();
+            let written = file.text.get(span.clone()).unwrap_or("").trim().to_string();
+            let source = Source::File(file.path.to_path_buf(), file.line_of(span.start));
+            self.record(setting, written, source);
+            return Ok(spanned.into_inner().0);
+        }
+        let raw = self.record(setting, setting.default.to_string(), Source::Default);
+        K::parse(&raw.value).map_err(|e| raw.error(e))
+    }
+
+    fn record(&mut self, setting: &'static Setting, value: String, source: Source) -> Raw {
+        let raw = Raw {
+            setting,
+            value,
+            source,
+        };
+        self.layers.values.insert(setting.key, raw.clone());
+        raw
+    }
+
+    /// Checks that every declared setting was resolved (a setting the builders forget is a bug
+    /// the unit tests catch on the first load).
+    pub fn unresolved(&self) -> Vec<&'static str> {
+        SETTINGS
+            .iter()
+            .filter(|s| !self.layers.values.contains_key(s.key))
+            .map(|s| s.key)
+            .collect()
+    }
 }

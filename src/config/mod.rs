@@ -1,24 +1,33 @@
 //! Settings: one typed struct built once from defaults, a TOML file, the environment and the CLI.
 //!
-//! Every setting is declared once in [`spec::SETTINGS`]; [`Settings::load`] layers the raw values
-//! ([`layers`]) and validates them here, naming the setting the way the user wrote it.
+//! Every setting is declared once in [`spec`]; its value kind ([`value`]) parses it the same way
+//! in every layer; [`Settings::load`] reads the TOML file with serde into typed section structs
+//! (unknown keys and wrong types are errors with line and column), lets the environment and the
+//! flags override it ([`layers`]), and builds one typed section per TOML table ([`section`]).
+//! Messages name a setting the way the user gave it ([`Settings::describe`]).
 
 pub mod cli;
 pub mod layers;
 pub mod parse;
+pub mod section;
 pub mod spec;
+pub mod value;
 
-use std::net::{IpAddr, SocketAddr};
-use std::num::{NonZeroU32, NonZeroUsize};
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use http::uri::{Authority, Scheme};
-use http::{HeaderName, Uri};
-use ipnet::IpNet;
 
 pub use layers::{Layers, Raw, Source};
+pub use section::{
+    CertSource, ClientIp, Cors, Listen, Log, Mattermost, Proxy, RateLimit, Server, Site, Tls,
+    Upstream,
+};
 pub use spec::{Setting, SETTINGS};
+pub use value::{TlsMode, UpstreamServer};
+
+use layers::{FileText, Resolver};
 
 /// A configuration that cannot be used; the message names the setting, the value and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -28,318 +37,100 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Whether mm-edge terminates TLS itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMode {
-    /// Terminate TLS here, with the given certificate or a self-signed one.
-    Auto,
-    /// A load balancer in front terminates TLS; mm-edge serves plain HTTP.
-    Off,
-}
-
-/// Where the certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertSource {
-    /// PEM files given by the user.
-    Files {
-        /// Certificate chain.
-        cert: PathBuf,
-        /// Private key.
-        key: PathBuf,
-    },
-    /// Generated once and kept in the state dir.
-    SelfSigned,
-}
-
-/// The public face of the site.
-#[derive(Debug, Clone)]
-pub struct Site {
-    /// Public host name.
-    pub host: String,
-    /// Public URL without a trailing slash, e.g. `https://chat.example.com`.
-    pub url: String,
-    /// Scheme + authority of `url`, the redirect target's prefix.
-    pub origin: String,
-    /// Whether `url` was given (false: derived from host and ports).
-    pub url_given: bool,
-    /// Users reach Mattermost over https.
-    pub https: bool,
-}
-
-/// TLS termination.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    /// Terminate here or not.
-    pub mode: TlsMode,
-    /// Certificate source (when terminating).
-    pub cert: CertSource,
-    /// Strict-Transport-Security max-age; 0 = header off.
-    pub hsts_max_age: u64,
-}
-
-/// Listener addresses.
-#[derive(Debug, Clone, Copy)]
-pub struct Listen {
-    /// TLS listener.
-    pub https: SocketAddr,
-    /// Plain listener.
-    pub http: SocketAddr,
-}
-
-/// One Mattermost server.
-#[derive(Debug, Clone)]
-pub struct UpstreamServer {
-    /// `http`.
-    pub scheme: Scheme,
-    /// `host:port`.
-    pub authority: Authority,
-}
-
-impl std::fmt::Display for UpstreamServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.authority)
-    }
-}
-
-/// Mattermost servers and how to talk to them.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// Servers, used round-robin.
-    pub servers: Vec<UpstreamServer>,
-    /// Wait for response headers.
-    pub timeout: Duration,
-    /// Wait for a TCP connection.
-    pub connect_timeout: Duration,
-    /// Idle pooled connection lifetime.
-    pub idle_timeout: Duration,
-    /// How long a server that refused a connection is skipped.
-    pub fail_timeout: Duration,
-}
-
-/// Client connection handling.
-#[derive(Debug, Clone)]
-pub struct Server {
-    /// Runtime worker threads (resolved: never 0).
-    pub workers: usize,
-    /// TLS handshake and HTTP/1.1 request-head timeout.
-    pub client_header_timeout: Duration,
-    /// Idle client connection timeout.
-    pub keepalive_timeout: Duration,
-    /// Idle WebSocket tunnel timeout.
-    pub websocket_idle_timeout: Duration,
-    /// Drain time on shutdown.
-    pub shutdown_grace: Duration,
-}
-
-/// Rate limiting, with Mattermost's semantics.
-#[derive(Debug, Clone)]
-pub struct RateLimit {
-    /// Limiting on or off.
-    pub enable: bool,
-    /// Sustained rate per key.
-    pub per_sec: NonZeroU32,
-    /// Mattermost's MaxBurst.
-    pub max_burst: u32,
-    /// Most keys held (LRU beyond).
-    pub sessions: NonZeroUsize,
-    /// Client IP is part of the key.
-    pub by_ip: bool,
-    /// Headers whose values are part of the key (lower-case names).
-    pub headers: Vec<HeaderName>,
-}
-
-/// CORS, with Mattermost's semantics.
-#[derive(Debug, Clone, Default)]
-pub struct Cors {
-    /// Allowed origins (empty = CORS off).
-    pub domains: Vec<String>,
-    /// Access-Control-Expose-Headers.
-    pub exposed_headers: Vec<String>,
-    /// Access-Control-Allow-Credentials.
-    pub allow_credentials: bool,
-}
-
-/// Where Mattermost's configuration is written.
-#[derive(Debug, Clone, Default)]
-pub struct MattermostTargets {
-    /// config.json to merge into.
-    pub config_file: Option<PathBuf>,
-    /// Env file of MM_* overrides.
-    pub env_file: Option<PathBuf>,
-}
-
-/// The effective settings.
+/// The effective settings, one typed section per TOML table.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// State directory.
+    pub state_dir: PathBuf,
     /// Public face.
     pub site: Site,
     /// TLS termination.
     pub tls: Tls,
-    /// State directory.
-    pub state_dir: PathBuf,
     /// Listeners.
     pub listen: Listen,
     /// Mattermost servers.
     pub upstream: Upstream,
-    /// Largest request body.
-    pub max_body: u64,
+    /// Request forwarding.
+    pub proxy: Proxy,
     /// Client connections.
     pub server: Server,
-    /// Log filter.
-    pub log_level: String,
+    /// Logging.
+    pub log: Log,
     /// Rate limiting.
     pub rate_limit: RateLimit,
-    /// Proxies whose forwarding headers are believed.
-    pub trusted_proxies: Vec<IpNet>,
+    /// Which forwarding headers are believed.
+    pub client_ip: ClientIp,
     /// CORS.
     pub cors: Cors,
     /// Mattermost config targets.
-    pub mattermost: MattermostTargets,
+    pub mattermost: Mattermost,
+    layers: Layers,
 }
 
 impl Settings {
-    /// Layers and validates everything.
+    /// Layers and validates everything: `file` is the TOML file (if any), `env` looks up an
+    /// environment variable, `cli` holds the per-setting flags given.
     pub fn load(
         file: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
         cli: &[(&'static Setting, String)],
-    ) -> Result<(Self, Layers), ConfigError> {
-        let layers = Layers::load(file, env, cli)?;
-        let settings = Self::from_layers(&layers)?;
-        Ok((settings, layers))
-    }
-
-    /// Validates layered raw values into typed settings.
-    pub fn from_layers(l: &Layers) -> Result<Self, ConfigError> {
-        let https = get(l, "site.https", parse::bool)?;
-        let mode = get(l, "tls.mode", |s| {
-            match s.trim().to_ascii_lowercase().as_str() {
-                "auto" | "on" => Ok(TlsMode::Auto),
-                "off" => Ok(TlsMode::Off),
-                _ => Err("expected auto or off".to_string()),
-            }
-        })?;
-        let listen = Listen {
-            https: get(l, "listen.https", socket_addr)?,
-            http: get(l, "listen.http", socket_addr)?,
+    ) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => Some(read_file(path)?),
+            None => None,
         };
-        let host_raw = l.get("site.host");
-        let host = host_raw.value.trim().to_string();
-        if host.is_empty() || host.contains(['/', ' ', '@', '?', '#']) {
-            return Err(host_raw.error(
-                "expected a host name such as chat.example.com (no scheme, path or spaces)",
-            ));
-        }
-        let cert = cert_source(l)?;
-        let tls = Tls {
-            mode,
-            cert,
-            hsts_max_age: get(l, "tls.hsts_max_age", |s| {
-                s.trim()
-                    .parse::<u64>()
-                    .map_err(|_| "expected a number of seconds, 0 to turn HSTS off".to_string())
-            })?,
+        let parsed: section::File = match (file, &text) {
+            (Some(path), Some(text)) => toml::from_str(text)
+                .map_err(|e| ConfigError::Invalid(file_error(path, text, &e)))?,
+            _ => section::File::default(),
         };
-        let site = site(l, host, https, mode, listen)?;
-        let servers_raw = l.get("upstream.servers");
-        let mut servers = Vec::new();
-        for entry in parse::list(&servers_raw.value) {
-            servers.push(upstream_server(&entry).map_err(|e| servers_raw.error(e))?);
-        }
-        if servers.is_empty() {
-            return Err(
-                servers_raw.error("expected at least one URL such as http://127.0.0.1:8065")
-            );
-        }
-        let upstream = Upstream {
-            servers,
-            timeout: get(l, "upstream.timeout", parse::positive_duration)?,
-            connect_timeout: get(l, "upstream.connect_timeout", parse::positive_duration)?,
-            idle_timeout: get(l, "upstream.idle_timeout", parse::positive_duration)?,
-            fail_timeout: get(l, "upstream.fail_timeout", parse::duration)?,
+        let file_text = match (file, &text) {
+            (Some(path), Some(text)) => Some(FileText { path, text }),
+            _ => None,
         };
-        let workers = get(l, "server.workers", |s| {
-            s.trim()
-                .parse::<usize>()
-                .map_err(|_| "expected a number of threads, 0 = one per CPU".to_string())
-        })?;
-        let workers = if workers == 0 {
-            std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
-        } else {
-            workers
-        };
-        let server = Server {
-            workers,
-            client_header_timeout: get(
-                l,
-                "server.client_header_timeout",
-                parse::positive_duration,
-            )?,
-            keepalive_timeout: get(l, "server.keepalive_timeout", parse::positive_duration)?,
-            websocket_idle_timeout: get(
-                l,
-                "server.websocket_idle_timeout",
-                parse::positive_duration,
-            )?,
-            shutdown_grace: get(l, "server.shutdown_grace", parse::duration)?,
-        };
-        let log_level = get(l, "log.level", |s| {
-            tracing_subscriber::EnvFilter::try_new(s)
-                .map(|_| s.to_string())
-                .map_err(|e| format!("not a log filter ({e}); use e.g. info or mm_edge=debug"))
-        })?;
-        let rate_limit = RateLimit {
-            enable: get(l, "rate_limit.enable", parse::bool)?,
-            per_sec: get(l, "rate_limit.per_sec", |s| {
-                s.trim()
-                    .parse::<NonZeroU32>()
-                    .map_err(|_| "expected a whole number of requests per second above 0".into())
-            })?,
-            max_burst: get(l, "rate_limit.max_burst", |s| {
-                s.trim()
-                    .parse::<u32>()
-                    .map_err(|_| "expected a whole number of requests (0 or more)".into())
-            })?,
-            sessions: get(l, "rate_limit.sessions", |s| {
-                s.trim()
-                    .parse::<NonZeroUsize>()
-                    .map_err(|_| "expected a whole number of sessions above 0".into())
-            })?,
-            by_ip: get(l, "rate_limit.by_ip", parse::bool)?,
-            headers: get(l, "rate_limit.headers", header_names)?,
-        };
-        let trusted_proxies = get(
-            l,
-            "client_ip.trusted_proxies",
-            crate::edge::client_ip::parse_trusted_proxies,
-        )?;
-        let cors = Cors {
-            domains: parse::words(&l.get("cors.domains").value),
-            exposed_headers: parse::words(&l.get("cors.exposed_headers").value),
-            allow_credentials: get(l, "cors.allow_credentials", parse::bool)?,
-        };
-        let mattermost = MattermostTargets {
-            config_file: optional_path(l, "mattermost.config_file"),
-            env_file: optional_path(l, "mattermost.env_file"),
-        };
-        let state_raw = l.get("state_dir");
-        if state_raw.value.trim().is_empty() {
-            return Err(state_raw.error("expected a directory path such as /var/lib/mm-edge"));
-        }
-        Ok(Self {
+        let mut r = Resolver::new(env, cli, file_text);
+        let f = parsed;
+        let state_dir = r.take(&spec::STATE_DIR, f.state_dir)?;
+        let listen = Listen::build(&mut r, f.listen)?;
+        let tls = Tls::build(&mut r, f.tls)?;
+        let site = Site::build(&mut r, f.site, tls.mode, listen)?;
+        let settings = Self {
+            state_dir,
             site,
             tls,
-            state_dir: PathBuf::from(state_raw.value.trim()),
             listen,
-            upstream,
-            max_body: get(l, "proxy.max_body", parse::size)?,
-            server,
-            log_level,
-            rate_limit,
-            trusted_proxies,
-            cors,
-            mattermost,
+            upstream: Upstream::build(&mut r, f.upstream)?,
+            proxy: Proxy::build(&mut r, f.proxy)?,
+            server: Server::build(&mut r, f.server)?,
+            log: Log::build(&mut r, f.log)?,
+            rate_limit: RateLimit::build(&mut r, f.rate_limit)?,
+            client_ip: ClientIp::build(&mut r, f.client_ip)?,
+            cors: Cors::build(&mut r, f.cors)?,
+            mattermost: Mattermost::build(&mut r, f.mattermost)?,
+            layers: Layers::default(),
+        };
+        debug_assert!(r.unresolved().is_empty(), "not read: {:?}", r.unresolved());
+        Ok(Self {
+            layers: r.layers,
+            ..settings
         })
+    }
+
+    /// The winning value of every setting and where it came from (for `mm-edge check`).
+    pub fn layers(&self) -> &Layers {
+        &self.layers
+    }
+
+    /// A setting as the user gave it, for messages: `MM_EDGE_HTTP_LISTEN=0.0.0.0:80`,
+    /// `listen.http = "0.0.0.0:80" in /etc/mm-edge.toml line 7`, `--listen-http 0.0.0.0:80`, or
+    /// `MM_EDGE_HTTP_LISTEN (default "0.0.0.0:80")`.
+    pub fn describe(&self, setting: &'static Setting) -> String {
+        self.layers.get(setting).to_string()
+    }
+
+    /// An error about a setting's value, naming it the way the user gave it.
+    pub fn error(&self, setting: &'static Setting, problem: impl std::fmt::Display) -> ConfigError {
+        self.layers.get(setting).error(problem)
     }
 
     /// Whether the TLS listener runs.
@@ -351,264 +142,93 @@ impl Settings {
     pub fn set_bound_ports(&mut self, https: SocketAddr, http: SocketAddr) {
         self.listen.https = https;
         self.listen.http = http;
-        if !self.site.url_given {
-            let (url, origin) =
-                derived_url(&self.site.host, self.site.https, self.tls.mode, self.listen);
-            self.site.url = url;
-            self.site.origin = origin;
-        }
+        self.site.rederive(self.tls.mode, self.listen);
     }
 }
 
-fn get<T>(
-    l: &Layers,
-    key: &str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    let raw = l.get(key);
-    parse(&raw.value).map_err(|e| raw.error(e))
-}
-
-fn optional_path(l: &Layers, key: &str) -> Option<PathBuf> {
-    let v = l.get(key).value.trim();
-    (!v.is_empty()).then(|| PathBuf::from(v))
-}
-
-fn socket_addr(s: &str) -> Result<SocketAddr, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| "expected IP:PORT, e.g. 0.0.0.0:443 or [::]:443".to_string())
-}
-
-fn cert_source(l: &Layers) -> Result<CertSource, ConfigError> {
-    let cert = optional_path(l, "tls.cert");
-    let key = optional_path(l, "tls.key");
-    match (cert, key) {
-        (Some(cert), Some(key)) => Ok(CertSource::Files { cert, key }),
-        (None, None) => Ok(CertSource::SelfSigned),
-        (Some(_), None) => Err(ConfigError::Invalid(
-            "MM_EDGE_TLS_KEY is not set but MM_EDGE_TLS_CERT is: give both the certificate and its private key, or neither for a self-signed certificate".into(),
-        )),
-        (None, Some(_)) => Err(ConfigError::Invalid(
-            "MM_EDGE_TLS_CERT is not set but MM_EDGE_TLS_KEY is: give both the certificate and its private key, or neither for a self-signed certificate".into(),
-        )),
-    }
-}
-
-fn site(
-    l: &Layers,
-    host: String,
-    https: bool,
-    mode: TlsMode,
-    listen: Listen,
-) -> Result<Site, ConfigError> {
-    let raw = l.get("site.url");
-    let given = raw.value.trim().trim_end_matches('/');
-    if given.is_empty() {
-        let (url, origin) = derived_url(&host, https, mode, listen);
-        return Ok(Site {
-            host,
-            url,
-            origin,
-            url_given: false,
-            https,
-        });
-    }
-    let uri: Uri = given
-        .parse()
-        .map_err(|_| raw.error("expected a URL such as https://chat.example.com"))?;
-    let scheme = uri.scheme_str().unwrap_or("");
-    if scheme != "https" && scheme != "http" {
-        return Err(
-            raw.error("expected an http:// or https:// URL such as https://chat.example.com")
-        );
-    }
-    if https && scheme != "https" {
-        return Err(raw.error(
-            "MATTERMOST_HTTPS is true, so the site URL must start with https:// (or set MATTERMOST_HTTPS=false)",
-        ));
-    }
-    let Some(authority) = uri.authority() else {
-        return Err(raw.error("expected a URL with a host, such as https://chat.example.com"));
-    };
-    if uri.query().is_some() || authority.as_str().contains('@') {
-        return Err(raw.error("a site URL has no query string or user name"));
-    }
-    Ok(Site {
-        host,
-        url: given.to_string(),
-        origin: format!("{scheme}://{authority}"),
-        url_given: true,
-        https,
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::Invalid(format!(
+            "{} / --config {}: cannot read the file: {e}; give the path of a readable TOML file",
+            spec::CONFIG_FILE_ENV,
+            path.display()
+        ))
     })
 }
 
-fn derived_url(host: &str, https: bool, mode: TlsMode, listen: Listen) -> (String, String) {
-    let host = match host.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
-        _ => host.to_string(),
+/// A TOML error as `FILE line L, column C: key: problem`, the line quoted below.
+fn file_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return format!("{}: not valid TOML: {message}", path.display());
     };
-    let origin = match (https, mode) {
-        (true, TlsMode::Auto) if listen.https.port() != 443 => {
-            format!("https://{host}:{}", listen.https.port())
-        }
-        // TLS terminated here on 443, or by a load balancer (on 443 as far as we know).
-        (true, _) => format!("https://{host}"),
-        (false, _) if listen.http.port() != 80 => format!("http://{host}:{}", listen.http.port()),
-        (false, _) => format!("http://{host}"),
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or("").trim();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    // A key on a `[header]` line is a section name: no section in front of it.
+    let section = if before[line_start..].trim_start().starts_with('[') {
+        None
+    } else {
+        key_section(&before[..line_start])
     };
-    (origin.clone(), origin)
-}
-
-fn upstream_server(entry: &str) -> Result<UpstreamServer, String> {
-    let uri: Uri = entry
-        .parse()
-        .map_err(|_| format!("`{entry}` is not a URL; expected e.g. http://mattermost:8065"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "`{entry}`: only http:// upstreams are supported (Mattermost listens on plain HTTP behind the edge)"
-            ))
-        }
-        _ => return Err(format!("`{entry}` needs a scheme: e.g. http://mattermost:8065")),
-    }
-    let Some(authority) = uri.authority().cloned() else {
-        return Err(format!(
-            "`{entry}` has no host; expected e.g. http://mattermost:8065"
-        ));
-    };
-    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-        return Err(format!(
-            "`{entry}`: an upstream URL has no path; expected e.g. http://mattermost:8065"
-        ));
-    }
-    Ok(UpstreamServer {
-        scheme: Scheme::HTTP,
-        authority,
-    })
-}
-
-fn header_names(s: &str) -> Result<Vec<HeaderName>, String> {
-    parse::words(s)
-        .into_iter()
-        .map(|w| {
-            HeaderName::from_bytes(w.to_ascii_lowercase().as_bytes())
-                .map_err(|_| format!("`{w}` is not a valid header name"))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn load(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::load(None, &|k| map.get(k).cloned(), &[]).map(|(s, _)| s)
-    }
-
-    fn err(env: &[(&str, &str)]) -> String {
-        match load(env) {
-            Ok(_) => panic!("expected an error for {env:?}"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn defaults_load() {
-        let s = load(&[]).expect("defaults are valid");
-        assert_eq!(s.site.url, "https://localhost");
-        assert_eq!(s.listen.https.port(), 443);
-        assert_eq!(s.max_body, 110 << 20);
-        assert!(s.max_body > 104_857_600, "fits Mattermost's MaxFileSize");
-        assert_eq!(s.upstream.servers[0].to_string(), "http://127.0.0.1:8065");
-        assert!(s.rate_limit.enable);
-        assert!(s.terminates_tls());
-    }
-
-    #[test]
-    fn derived_site_url_carries_port() {
-        let s = load(&[
-            ("MATTERMOST_HOST", "chat.example.com"),
-            ("MM_EDGE_HTTPS_LISTEN", "[::]:8443"),
-        ])
-        .expect("valid");
-        assert_eq!(s.site.url, "https://chat.example.com:8443");
-        assert_eq!(s.listen.https, "[::]:8443".parse().expect("addr"));
-        let s = load(&[
-            ("MATTERMOST_HTTPS", "false"),
-            ("MM_EDGE_HTTP_LISTEN", "0.0.0.0:8080"),
-        ])
-        .expect("valid");
-        assert_eq!(s.site.url, "http://localhost:8080");
-    }
-
-    #[test]
-    fn errors_name_the_variable_and_value() {
-        let e = err(&[("MATTERMOST_RATE_LIMIT_QPS", "abc")]);
-        assert!(e.starts_with("MATTERMOST_RATE_LIMIT_QPS=abc: "), "{e}");
-        let e = err(&[("MATTERMOST_RATE_LIMIT_QPS", "0")]);
-        assert!(e.contains("MATTERMOST_RATE_LIMIT_QPS=0"), "{e}");
-        let e = err(&[("MATTERMOST_RATE_LIMIT_SESSIONS", "0")]);
-        assert!(e.contains("MATTERMOST_RATE_LIMIT_SESSIONS=0"), "{e}");
-        let e = err(&[("MATTERMOST_RATE_LIMIT_HEADERS", "X-Ok Bad:Name")]);
-        assert!(e.contains("Bad:Name"), "{e}");
-        let e = err(&[("MM_EDGE_TRUSTED_PROXIES", "10.0.0.0/8 nope")]);
-        assert!(
-            e.contains("MM_EDGE_TRUSTED_PROXIES") && e.contains("nope"),
-            "{e}"
-        );
-        let e = err(&[("MM_EDGE_UPSTREAMS", "https://mm:8065")]);
-        assert!(
-            e.contains("MM_EDGE_UPSTREAMS") && e.contains("only http://"),
-            "{e}"
-        );
-        let e = err(&[("MM_EDGE_HTTPS_LISTEN", "443")]);
-        assert!(e.contains("MM_EDGE_HTTPS_LISTEN=443"), "{e}");
-        let e = err(&[("MM_EDGE_MAX_BODY", "lots")]);
-        assert!(e.contains("MM_EDGE_MAX_BODY=lots"), "{e}");
-        let e = err(&[("MATTERMOST_SITE_URL", "http://chat.example.com")]);
-        assert!(e.contains("must start with https://"), "{e}");
-        let e = err(&[("MM_EDGE_TLS_CERT", "/x.pem")]);
-        assert!(e.contains("MM_EDGE_TLS_KEY"), "{e}");
-    }
-
-    #[test]
-    fn layers_override_in_order() {
-        let dir = std::env::temp_dir().join(format!("mm-edge-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("a.toml");
-        std::fs::write(&file, "[site]\nhost = \"file.example\"\n[rate_limit]\nper_sec = 5\nheaders = [\"X-A\", \"X-B\"]\n")
-            .expect("write");
-        let env: HashMap<String, String> =
-            [("MATTERMOST_RATE_LIMIT_QPS".to_string(), "7".to_string())].into();
-        let flag = spec::by_key("site.host").expect("declared");
-        let (s, _) = Settings::load(
-            Some(&file),
-            &|k| env.get(k).cloned(),
-            &[(flag, "cli.example".into())],
+    let key = key_at(text, line_start, section, message);
+    let what = if let Some(field) = unknown_field(message) {
+        let full = match section {
+            Some(section) => format!("{section}.{field}"),
+            None => field.to_string(),
+        };
+        format!(
+            "unknown key `{full}`; remove it or use one of the keys listed in config/mm-edge.toml"
         )
-        .expect("valid");
-        assert_eq!(s.site.host, "cli.example");
-        assert_eq!(s.rate_limit.per_sec.get(), 7);
-        assert_eq!(s.rate_limit.headers.len(), 2);
-        std::fs::write(&file, "[site]\nhots = \"typo\"\n").expect("write");
-        let e = Settings::load(Some(&file), &|_| None, &[])
-            .map(|_| ())
-            .expect_err("unknown key");
-        assert!(e.to_string().contains("unknown key `site.hots`"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    } else if let Some(key) = key {
+        format!("{key}: {message}")
+    } else {
+        format!("not valid TOML: {message}")
+    };
+    format!(
+        "{} line {line}, column {column}: {what}\n    {line_text}",
+        path.display()
+    )
+}
 
-    #[test]
-    fn every_key_is_used_by_the_loader() {
-        // from_layers panics on an undeclared key; defaults load touches every declared one.
-        let layers = Layers::load(None, &|_| None, &[]).expect("defaults");
-        assert_eq!(layers.iter().count(), SETTINGS.len());
+/// `per_second` from serde's "unknown field `per_second`, expected one of ...".
+fn unknown_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+/// The dotted key of the `key = value` line starting at `line_start`, for errors about its value.
+fn key_at(text: &str, line_start: usize, section: Option<&str>, message: &str) -> Option<String> {
+    if message.starts_with("unknown field") {
+        return None;
     }
+    let line = text.get(line_start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    Some(match section {
+        Some(section) => format!("{section}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// The `[section]` header in force at the end of `before`.
+fn key_section(before: &str) -> Option<&str> {
+    before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+        })
 }

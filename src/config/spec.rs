@@ -1,10 +1,12 @@
 //! The declaration of every setting: its environment variable, TOML key, default and meaning.
 //!
 //! This table is the single source of truth: the loader reads it, the CLI flags are generated
-//! from it, and tests check README.md and `config/mm-edge.toml` against it.
+//! from it, every message that names a setting goes through it, and tests check README.md and
+//! `config/mm-edge.toml` against it. Each setting is a named static so that code refers to it
+//! by name (`spec::MAX_BODY`), never by spelling its environment variable.
 
 /// One setting as users see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Setting {
     /// Environment variable (the old docker-mattermost image's name where it had one).
     pub env: &'static str,
@@ -21,87 +23,106 @@ impl Setting {
     pub fn flag(&self) -> String {
         self.key.replace(['.', '_'], "-")
     }
+
+    /// For messages about a setting that was not given, in all three spellings:
+    /// `MM_EDGE_TLS_KEY is not set (nor tls.key, nor --tls-key)`.
+    pub fn not_set(&self) -> String {
+        format!(
+            "{} is not set (nor {}, nor --{})",
+            self.env,
+            self.key,
+            self.flag()
+        )
+    }
 }
 
 macro_rules! settings {
-    ($($env:literal, $key:literal, $default:literal, $doc:literal;)*) => {
+    ($($(#[$meta:meta])* $name:ident = $env:literal, $key:literal, $default:literal, $doc:literal;)*) => {
+        $(
+            #[doc = $doc]
+            $(#[$meta])*
+            pub static $name: Setting = Setting { env: $env, key: $key, default: $default, doc: $doc };
+        )*
         /// Every setting mm-edge knows, in the order of the README's reference table.
-        pub static SETTINGS: &[Setting] = &[$(Setting { env: $env, key: $key, default: $default, doc: $doc }),*];
+        pub static SETTINGS: &[&Setting] = &[$(&$name),*];
     };
 }
 
 settings! {
-    "MATTERMOST_HOST", "site.host", "localhost",
+    HOST = "MATTERMOST_HOST", "site.host", "localhost",
         "Public host name: redirect target and self-signed certificate name.";
-    "MATTERMOST_SITE_URL", "site.url", "",
+    SITE_URL = "MATTERMOST_SITE_URL", "site.url", "",
         "Public URL of Mattermost; empty = https://HOST (plus :PORT unless the HTTPS port is 443).";
-    "MATTERMOST_HTTPS", "site.https", "true",
+    HTTPS = "MATTERMOST_HTTPS", "site.https", "true",
         "Users reach Mattermost over https; false = plain-HTTP mode (no TLS, no redirect).";
-    "MM_EDGE_TLS", "tls.mode", "auto",
+    TLS_MODE = "MM_EDGE_TLS", "tls.mode", "auto",
         "auto = terminate TLS here (given cert, else self-signed); off = a load balancer in front terminates TLS.";
-    "MM_EDGE_TLS_CERT", "tls.cert", "",
+    TLS_CERT = "MM_EDGE_TLS_CERT", "tls.cert", "",
         "PEM certificate chain file; empty = self-signed certificate kept in the state dir.";
-    "MM_EDGE_TLS_KEY", "tls.key", "",
+    TLS_KEY = "MM_EDGE_TLS_KEY", "tls.key", "",
         "PEM private key file (RSA, ECDSA or Ed25519; PKCS#8, PKCS#1 or SEC1).";
-    "MM_EDGE_HSTS_MAX_AGE", "tls.hsts_max_age", "63072000",
+    HSTS_MAX_AGE = "MM_EDGE_HSTS_MAX_AGE", "tls.hsts_max_age", "63072000",
         "Strict-Transport-Security max-age in seconds on HTTPS responses; 0 = no header.";
-    "MM_EDGE_STATE_DIR", "state_dir", "/var/lib/mm-edge",
+    STATE_DIR = "MM_EDGE_STATE_DIR", "state_dir", "/var/lib/mm-edge",
         "Directory for state kept across restarts (the generated self-signed certificate).";
-    "MM_EDGE_HTTPS_LISTEN", "listen.https", "0.0.0.0:443",
+    HTTPS_LISTEN = "MM_EDGE_HTTPS_LISTEN", "listen.https", "0.0.0.0:443",
         "TLS listener address (IPv6: [::]:443).";
-    "MM_EDGE_HTTP_LISTEN", "listen.http", "0.0.0.0:80",
+    HTTP_LISTEN = "MM_EDGE_HTTP_LISTEN", "listen.http", "0.0.0.0:80",
         "Plain listener: redirects to HTTPS, or proxies when TLS is off or https is false.";
-    "MM_EDGE_UPSTREAMS", "upstream.servers", "http://127.0.0.1:8065",
+    UPSTREAMS = "MM_EDGE_UPSTREAMS", "upstream.servers", "http://127.0.0.1:8065",
         "Mattermost server URLs, space- or comma-separated; several are used round-robin.";
-    "MM_EDGE_UPSTREAM_TIMEOUT", "upstream.timeout", "600s",
+    UPSTREAM_TIMEOUT = "MM_EDGE_UPSTREAM_TIMEOUT", "upstream.timeout", "600s",
         "How long to wait for Mattermost's response headers before answering 504.";
-    "MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "upstream.connect_timeout", "10s",
+    UPSTREAM_CONNECT_TIMEOUT = "MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "upstream.connect_timeout", "10s",
         "How long to wait for a TCP connection to Mattermost before answering 502.";
-    "MM_EDGE_UPSTREAM_IDLE_TIMEOUT", "upstream.idle_timeout", "90s",
+    UPSTREAM_IDLE_TIMEOUT = "MM_EDGE_UPSTREAM_IDLE_TIMEOUT", "upstream.idle_timeout", "90s",
         "How long an idle keep-alive connection to Mattermost stays in the pool.";
-    "MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "upstream.fail_timeout", "10s",
+    UPSTREAM_FAIL_TIMEOUT = "MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "upstream.fail_timeout", "10s",
         "With several servers: how long one that refused a connection is skipped (its request got 502).";
-    "MM_EDGE_MAX_BODY", "proxy.max_body", "110M",
+    MAX_BODY = "MM_EDGE_MAX_BODY", "proxy.max_body", "110M",
         "Largest request body (K, M, G suffixes, powers of 1024); larger ones get 413. Default fits a 100 MiB upload.";
-    "MM_EDGE_WORKERS", "server.workers", "0",
+    WORKERS = "MM_EDGE_WORKERS", "server.workers", "0",
         "Runtime worker threads; 0 = one per CPU.";
-    "MM_EDGE_CLIENT_HEADER_TIMEOUT", "server.client_header_timeout", "60s",
+    CLIENT_HEADER_TIMEOUT = "MM_EDGE_CLIENT_HEADER_TIMEOUT", "server.client_header_timeout", "60s",
         "Time for a client to finish the TLS handshake, and (HTTP/1.1) to send a request head, the wait for the next request on a kept-alive connection included.";
-    "MM_EDGE_KEEPALIVE_TIMEOUT", "server.keepalive_timeout", "75s",
+    KEEPALIVE_TIMEOUT = "MM_EDGE_KEEPALIVE_TIMEOUT", "server.keepalive_timeout", "75s",
         "A client connection with no traffic either way for this long is closed gracefully.";
-    "MM_EDGE_WEBSOCKET_IDLE_TIMEOUT", "server.websocket_idle_timeout", "24h",
+    WEBSOCKET_IDLE_TIMEOUT = "MM_EDGE_WEBSOCKET_IDLE_TIMEOUT", "server.websocket_idle_timeout", "24h",
         "A WebSocket tunnel with no traffic either way for this long is closed (Mattermost pings far more often).";
-    "MM_EDGE_SHUTDOWN_GRACE", "server.shutdown_grace", "30s",
+    SHUTDOWN_GRACE = "MM_EDGE_SHUTDOWN_GRACE", "server.shutdown_grace", "30s",
         "On SIGTERM/SIGINT, how long in-flight requests may take to finish.";
-    "MM_EDGE_LOG", "log.level", "info,rustls=error",
+    LOG = "MM_EDGE_LOG", "log.level", "info,rustls=error",
         "Log filter (tracing EnvFilter syntax), e.g. info or mm_edge=debug; rustls's per-connection warnings about misbehaving clients are off by default.";
-    "MATTERMOST_ENABLE_RATE_LIMIT", "rate_limit.enable", "true",
+    RATE_LIMIT = "MATTERMOST_ENABLE_RATE_LIMIT", "rate_limit.enable", "true",
         "Rate limit requests at the edge; false = no limiting and no X-RateLimit headers.";
-    "MATTERMOST_RATE_LIMIT_QPS", "rate_limit.per_sec", "10",
+    RATE_LIMIT_QPS = "MATTERMOST_RATE_LIMIT_QPS", "rate_limit.per_sec", "10",
         "Sustained requests per second per key.";
-    "MATTERMOST_RATE_LIMIT_BURST", "rate_limit.max_burst", "100",
+    RATE_LIMIT_BURST = "MATTERMOST_RATE_LIMIT_BURST", "rate_limit.max_burst", "100",
         "Mattermost's MaxBurst: requests allowed at once above the rate (limit reported = burst + 1).";
-    "MATTERMOST_RATE_LIMIT_SESSIONS", "rate_limit.sessions", "10000",
+    RATE_LIMIT_SESSIONS = "MATTERMOST_RATE_LIMIT_SESSIONS", "rate_limit.sessions", "10000",
         "Most keys tracked at once (Mattermost's MemoryStoreSize); the least recently used is evicted.";
-    "MATTERMOST_RATE_LIMIT_BY_IP", "rate_limit.by_ip", "true",
+    RATE_LIMIT_BY_IP = "MATTERMOST_RATE_LIMIT_BY_IP", "rate_limit.by_ip", "true",
         "The client IP is part of the rate-limit key.";
-    "MATTERMOST_RATE_LIMIT_HEADERS", "rate_limit.headers", "",
+    RATE_LIMIT_HEADERS = "MATTERMOST_RATE_LIMIT_HEADERS", "rate_limit.headers", "",
         "Space-separated header names whose lower-cased values are part of the rate-limit key.";
-    "MM_EDGE_TRUSTED_PROXIES", "client_ip.trusted_proxies", "",
+    TRUSTED_PROXIES = "MM_EDGE_TRUSTED_PROXIES", "client_ip.trusted_proxies", "",
         "CIDRs of load balancers in front of mm-edge whose X-Forwarded-For / X-Real-IP are believed.";
-    "MATTERMOST_CORS_DOMAINS", "cors.domains", "",
+    CORS_DOMAINS = "MATTERMOST_CORS_DOMAINS", "cors.domains", "",
         "Space-separated allowed origins; * = all; one * wildcard inside an entry (https://*.example.com). Empty = no CORS handling.";
-    "MATTERMOST_CORS_EXPOSED_HEADERS", "cors.exposed_headers", "",
+    CORS_EXPOSED_HEADERS = "MATTERMOST_CORS_EXPOSED_HEADERS", "cors.exposed_headers", "",
         "Space-separated headers sent as Access-Control-Expose-Headers.";
-    "MATTERMOST_CORS_ALLOW_CREDENTIALS", "cors.allow_credentials", "false",
+    CORS_ALLOW_CREDENTIALS = "MATTERMOST_CORS_ALLOW_CREDENTIALS", "cors.allow_credentials", "false",
         "Send Access-Control-Allow-Credentials: true to allowed origins.";
-    "MM_EDGE_MATTERMOST_CONFIG", "mattermost.config_file", "",
+    MATTERMOST_CONFIG = "MM_EDGE_MATTERMOST_CONFIG", "mattermost.config_file", "",
         "Mattermost config.json to update at startup; empty = none.";
-    "MM_EDGE_MATTERMOST_ENV_FILE", "mattermost.env_file", "",
+    MATTERMOST_ENV_FILE = "MM_EDGE_MATTERMOST_ENV_FILE", "mattermost.env_file", "",
         "Env file of MM_* overrides to write at startup (config in the database, compose env_file); empty = none.";
 }
 
+/// The variable naming the TOML file (the `--config` flag's environment form).
+pub const CONFIG_FILE_ENV: &str = "MM_EDGE_CONFIG";
+
 /// Looks a setting up by its TOML key.
 pub fn by_key(key: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.key == key)
+    SETTINGS.iter().copied().find(|s| s.key == key)
 }

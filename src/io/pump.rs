@@ -28,6 +28,8 @@ struct Half {
     done: bool,
     /// The reader reached EOF; the writer still has to be shut down.
     eof: bool,
+    /// Bytes written so far.
+    moved: u64,
 }
 
 impl Half {
@@ -52,6 +54,7 @@ impl Half {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
                 }
                 self.written += n;
+                self.moved += n as u64;
                 self.need_flush = true;
             }
             if !self.pending.is_empty() {
@@ -93,6 +96,7 @@ impl Half {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                     Poll::Ready(Ok(n)) => {
                         off += n;
+                        self.moved += n as u64;
                         self.need_flush = true;
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -114,6 +118,13 @@ pub struct Pump<'a, A: ?Sized, B: ?Sized> {
     b: &'a mut B,
     a_to_b: Half,
     b_to_a: Half,
+}
+
+impl<A: ?Sized, B: ?Sized> Pump<'_, A, B> {
+    /// Bytes copied so far: (`a` to `b`, `b` to `a`).
+    pub fn transferred(&self) -> (u64, u64) {
+        (self.a_to_b.moved, self.b_to_a.moved)
+    }
 }
 
 /// Starts a [`Pump`] between two connections.
@@ -163,7 +174,10 @@ mod tests {
         // Tiny duplex buffers force partial writes and the pending path.
         let (mut client, mut a) = duplex(64);
         let (mut b, mut server) = duplex(64);
-        let task = tokio::spawn(async move { pump(&mut a, &mut b).await });
+        let task = tokio::spawn(async move {
+            let mut p = pump(&mut a, &mut b);
+            (&mut p).await.map(|()| p.transferred())
+        });
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let expected = payload.clone();
         let writer = tokio::spawn(async move {
@@ -179,6 +193,7 @@ mod tests {
         server.write_all(b"reply").await.expect("reply");
         server.shutdown().await.expect("shutdown");
         assert_eq!(writer.await.expect("writer"), b"reply");
-        task.await.expect("pump task").expect("pump ok");
+        let moved = task.await.expect("pump task").expect("pump ok");
+        assert_eq!(moved, (200_000, 5), "bytes counted each way");
     }
 }

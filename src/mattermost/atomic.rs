@@ -1,22 +1,17 @@
-//! Crash-safe replacement of a file: temporary file in the same directory, fsync, rename over,
-//! fsync the directory; same permissions and owner; one backup of the previous content.
+//! Replacing Mattermost's files: same permissions and owner as before, one backup of the
+//! previous content, read-only targets refused up front; the crash-safe write itself is
+//! [`crate::atomic_file`].
 
 use super::Error;
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+pub(crate) use crate::atomic_file::Hook;
+use crate::atomic_file::{self, is_read_only_error, parent};
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Called with the temporary file's path after it is written and synced, before the rename.
-/// The real path passes a no-op; tests inject a failure here.
-pub(crate) type Hook<'a> = &'a mut dyn FnMut(&Path) -> io::Result<()>;
 
 /// Mode of a file mm-edge creates: it may hold database and SMTP passwords.
 const NEW_FILE_MODE: u32 = 0o600;
-
-/// EROFS: the file system is mounted read-only.
-const EROFS: i32 = 30;
 
 /// A target as found on disk.
 pub(crate) struct Existing {
@@ -54,17 +49,6 @@ pub(crate) fn read(path: &Path, setting: &'static str) -> Result<Option<Existing
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(err(e)),
     }
-}
-
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-fn is_read_only_error(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(EROFS)
 }
 
 /// Refuses a file or directory that is read-only: marked so by its mode (which even root
@@ -148,28 +132,6 @@ pub(crate) fn replace(
     write_one(path, content, (mode, uid, gid), setting, hook)
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    parent(path).join(format!(".{name}.mm-edge-{}-{n}.tmp", std::process::id()))
-}
-
-/// Removes the temporary file unless it was renamed into place.
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
-        }
-    }
-}
-
 fn write_one(
     path: &Path,
     content: &[u8],
@@ -177,48 +139,23 @@ fn write_one(
     setting: &'static str,
     hook: Hook<'_>,
 ) -> Result<(), Error> {
-    let fail = |step: &'static str| {
-        move |source: io::Error| Error::Write {
-            path: path.to_path_buf(),
-            step,
-            source,
-        }
+    let perms = atomic_file::Perms {
+        mode,
+        owner: Some((uid, gid)),
     };
-    let tmp = temp_path(path);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|source| {
-            if is_read_only_error(&source) {
-                Error::ReadOnly {
-                    path: path.to_path_buf(),
-                    what: "directory",
-                    setting,
-                }
-            } else {
-                fail("create a temporary file")(source)
+    atomic_file::write(path, content, perms, hook).map_err(|e| {
+        if e.step == "create a temporary file" && e.is_read_only() {
+            Error::ReadOnly {
+                path: path.to_path_buf(),
+                what: "directory",
+                setting,
             }
-        })?;
-    let mut guard = TempGuard(Some(tmp.clone()));
-    let meta = file
-        .metadata()
-        .map_err(fail("inspect the temporary file"))?;
-    if meta.uid() != uid || meta.gid() != gid {
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(fail("keep its owner"))?;
-    }
-    // After the chown (which may clear set-id bits) and regardless of the umask.
-    file.set_permissions(Permissions::from_mode(mode))
-        .map_err(fail("keep its permissions"))?;
-    file.write_all(content)
-        .map_err(fail("write the temporary file"))?;
-    file.sync_all().map_err(fail("sync the temporary file"))?;
-    drop(file);
-    hook(&tmp).map_err(fail("replace it"))?;
-    fs::rename(&tmp, path).map_err(fail("rename the temporary file over it"))?;
-    guard.0 = None;
-    File::open(parent(path))
-        .and_then(|d| d.sync_all())
-        .map_err(fail("sync its directory"))
+        } else {
+            Error::Write {
+                path: path.to_path_buf(),
+                step: e.step,
+                source: e.source,
+            }
+        }
+    })
 }

@@ -20,12 +20,20 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The mm-edge setting naming the config.json target (used in error messages).
-pub const CONFIG_FILE_SETTING: &str = "MM_EDGE_MATTERMOST_CONFIG";
-/// The mm-edge setting naming the env-file target (used in error messages).
-pub const ENV_FILE_SETTING: &str = "MM_EDGE_MATTERMOST_ENV_FILE";
+use crate::config::{spec, Settings};
 
-/// The edge's own facts, always written.
+/// The mm-edge setting naming the config.json target (used in error messages).
+fn config_file_setting() -> &'static str {
+    spec::MATTERMOST_CONFIG.env
+}
+
+/// The mm-edge setting naming the env-file target (used in error messages).
+fn env_file_setting() -> &'static str {
+    spec::MATTERMOST_ENV_FILE.env
+}
+
+/// The edge's own facts, always written; derived from the edge's settings by
+/// [`EdgeFacts::from_settings`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EdgeFacts {
     /// Public URL of the site, e.g. `https://chat.example.org` → `ServiceSettings.SiteURL`.
@@ -49,12 +57,30 @@ pub struct EdgeFacts {
     pub rate_limit_headers: Vec<String>,
 }
 
+impl EdgeFacts {
+    /// What Mattermost must agree with, from the edge's settings.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let rl = &settings.rate_limit;
+        Self {
+            site_url: settings.site.url.clone(),
+            cors_domains: settings.cors.domains.clone(),
+            cors_exposed_headers: settings.cors.exposed_headers.clone(),
+            cors_allow_credentials: settings.cors.allow_credentials,
+            rate_limit_per_sec: rl.per_sec.get(),
+            rate_limit_max_burst: rl.max_burst,
+            rate_limit_sessions: u32::try_from(rl.sessions.get()).unwrap_or(u32::MAX),
+            rate_limit_by_ip: rl.by_ip,
+            rate_limit_headers: rl.headers.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
 /// Where to write; either or both may be absent.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Targets<'a> {
-    /// Mattermost's config.json (`MM_EDGE_MATTERMOST_CONFIG`).
+    /// Mattermost's config.json (`mattermost.config_file`).
     pub config_file: Option<&'a Path>,
-    /// The env file of `MM_*` overrides (`MM_EDGE_MATTERMOST_ENV_FILE`).
+    /// The env file of `MM_*` overrides (`mattermost.env_file`).
     pub env_file: Option<&'a Path>,
 }
 
@@ -81,6 +107,16 @@ pub struct Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.variable, self.message)
+    }
+}
+
+impl<'a> Targets<'a> {
+    /// The targets the settings name.
+    pub fn from_settings(settings: &'a Settings) -> Self {
+        Self {
+            config_file: settings.mattermost.config_file.as_deref(),
+            env_file: settings.mattermost.env_file.as_deref(),
+        }
     }
 }
 
@@ -266,11 +302,15 @@ pub(crate) fn write_with_hook(
         if unused > 0 {
             tracing::warn!(
                 keys = unused,
-                "variables of the old docker-mattermost image are set, but neither {CONFIG_FILE_SETTING} nor {ENV_FILE_SETTING} is: they are not applied"
+                "variables of the old docker-mattermost image are set, but neither {} nor {} is: they are not applied",
+                config_file_setting(),
+                env_file_setting()
             );
         }
         tracing::info!(
-            "neither {CONFIG_FILE_SETTING} nor {ENV_FILE_SETTING} is set: Mattermost's configuration is not written"
+            "neither {} nor {} is set: Mattermost's configuration is not written",
+            config_file_setting(),
+            env_file_setting()
         );
         return Ok(Outcome {
             warnings: plan.warnings,
@@ -285,20 +325,20 @@ pub(crate) fn write_with_hook(
     // Prepare both targets before writing either, so a refusal writes nothing.
     let mut prepared = Vec::new();
     if let Some(path) = targets.config_file {
-        let path = atomic::resolve(path, CONFIG_FILE_SETTING)?;
-        let existing = atomic::read(&path, CONFIG_FILE_SETTING)?;
+        let path = atomic::resolve(path, config_file_setting())?;
+        let existing = atomic::read(&path, config_file_setting())?;
         let (content, changed) = config_content(&path, existing.as_ref(), &plan.settings)?;
         outcome.changed_keys = changed;
         prepared.push(Prepared {
             path,
             existing,
             content,
-            setting: CONFIG_FILE_SETTING,
+            setting: config_file_setting(),
         });
     }
     if let Some(path) = targets.env_file {
-        let path = atomic::resolve(path, ENV_FILE_SETTING)?;
-        let existing = atomic::read(&path, ENV_FILE_SETTING)?;
+        let path = atomic::resolve(path, env_file_setting())?;
+        let existing = atomic::read(&path, env_file_setting())?;
         let new = env_file::render(&plan.settings, &path)?;
         let content = match &existing {
             Some(e) if e.bytes == new => None,
@@ -308,7 +348,7 @@ pub(crate) fn write_with_hook(
             path,
             existing,
             content,
-            setting: ENV_FILE_SETTING,
+            setting: env_file_setting(),
         });
     }
     for p in &prepared {
@@ -330,7 +370,7 @@ pub(crate) fn write_with_hook(
             }
         };
         tracing::info!(file = %p.path.display(), status = ?status, "Mattermost configuration");
-        if p.setting == CONFIG_FILE_SETTING {
+        if p.setting == config_file_setting() {
             outcome.config_file = Some(status);
         } else {
             outcome.env_file = Some(status);

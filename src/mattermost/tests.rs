@@ -8,7 +8,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// A complete config.json of an upgraded Mattermost 10 install, as Mattermost prints it.
@@ -16,24 +15,20 @@ const FIXTURE: &str = include_str!("testdata/config.json");
 /// Copy of `seed-env-map.tsv`: every variable of the old image.
 const TSV: &str = include_str!("testdata/seed-env-map.tsv");
 
-/// A directory under the system temp dir, removed (after restoring write access) on drop.
-struct TempDir(PathBuf);
+/// A temporary directory (tempfile's), write access restored before it is removed.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "mm-edge-mattermost-{}-{n}-{name}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("mm-edge-mattermost-{name}-"))
+            .tempdir()
+            .expect("create temp dir");
         TempDir(dir)
     }
 
     fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
+        self.0.path().join(file)
     }
 
     /// A config.json holding `content`.
@@ -45,7 +40,7 @@ impl TempDir {
 
     /// Names of the files in the directory, sorted.
     fn files(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.0)
+        let mut names: Vec<String> = fs::read_dir(self.0.path())
             .expect("read dir")
             .map(|e| {
                 e.expect("dir entry")
@@ -61,8 +56,8 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
-        let _ = fs::remove_dir_all(&self.0);
+        // A test may have made the directory read-only; tempfile removes it afterwards.
+        let _ = fs::set_permissions(self.0.path(), fs::Permissions::from_mode(0o755));
     }
 }
 
@@ -470,7 +465,7 @@ fn read_only_file_is_refused_and_left_untouched() {
         matches!(err, Error::ReadOnly { what: "file", .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains(CONFIG_FILE_SETTING));
+    assert!(err.to_string().contains(config_file_setting()));
     assert_untouched(&dir, &path, FIXTURE);
 }
 
@@ -478,7 +473,7 @@ fn read_only_file_is_refused_and_left_untouched() {
 fn read_only_directory_is_refused_and_left_untouched() {
     let dir = TempDir::new("ro-dir");
     let path = dir.config(FIXTURE);
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o555)).expect("chmod");
+    fs::set_permissions(dir.0.path(), fs::Permissions::from_mode(0o555)).expect("chmod");
     let err = write(&config_only(&path), &facts(), &no_env).expect_err("must refuse");
     assert!(
         matches!(
@@ -490,7 +485,7 @@ fn read_only_directory_is_refused_and_left_untouched() {
         ),
         "{err:?}"
     );
-    fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o755)).expect("chmod back");
+    fs::set_permissions(dir.0.path(), fs::Permissions::from_mode(0o755)).expect("chmod back");
     assert_untouched(&dir, &path, FIXTURE);
 }
 

@@ -1,8 +1,5 @@
 //! Header rules, each in one place: hop-by-hop removal and the forwarding headers.
 
-use std::io::Write;
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// `X-Forwarded-For`.
@@ -74,20 +71,25 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     })
 }
 
-/// The value of the client IP as a header value.
-pub fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut buf = [0u8; 48];
-    let len = {
-        let mut cur = std::io::Cursor::new(&mut buf[..]);
-        // An IPv6 address is at most 45 characters; the buffer cannot overflow.
-        let _ = write!(cur, "{ip}");
-        cur.position() as usize
-    };
-    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("unknown"))
+/// Whether a request asks for a protocol upgrade (a WebSocket): HTTP/1.1 with `Upgrade` and
+/// `Connection: upgrade`.
+pub fn is_upgrade<B>(req: &http::Request<B>) -> bool {
+    req.version() == http::Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && connection_has(req.headers(), "upgrade")
+}
+
+/// The request's declared body length, when it has a valid `Content-Length`.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// Sets the forwarding headers Mattermost reads, replacing whatever the client sent:
-/// `X-Forwarded-For` and `X-Real-IP` = the client IP (`ip`, from [`ip_value`]),
+/// `X-Forwarded-For` and `X-Real-IP` = the client IP (`ip`, from
+/// [`ip_header_value`](crate::conn::ip_header_value)),
 /// `X-Forwarded-Proto`, `X-Forwarded-Host`.
 pub fn set_forwarding(headers: &mut HeaderMap, ip: HeaderValue, proto: &HeaderValue) {
     headers.insert(X_REAL_IP, ip.clone());
@@ -133,7 +135,7 @@ mod tests {
         h.insert(header::HOST, HeaderValue::from_static("chat.example.com"));
         set_forwarding(
             &mut h,
-            "2001:db8::1".parse().expect("ip"),
+            HeaderValue::from_static("2001:db8::1"),
             &HeaderValue::from_static("https"),
         );
         assert_eq!(h.get_all(X_FORWARDED_FOR).iter().count(), 1);

@@ -1,114 +1,88 @@
-//! Forwarding one request to Mattermost: the edge policies, the header rules, the upstream call,
-//! the WebSocket tunnel and the error answers, in the order a request meets them.
+//! Forwarding one request to Mattermost: the request as Mattermost gets it (header rules in
+//! [`headers`], origin-form URI, HTTP/1.1), the upstream call with its timeout, the response
+//! header rules, and the WebSocket tunnel ([`tunnel`]). Failures come back as
+//! [`EdgeError`]s; the pipeline answers them.
 
-pub mod body;
 pub mod headers;
-pub mod pump;
-pub mod upgrade;
+pub mod tunnel;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::Uri;
-use http::{Request, Response, StatusCode, Version};
-use http_body_util::{Either, Limited};
-use hyper::body::Incoming;
-use tokio::sync::watch;
-use tracing::warn;
+use http::{Request, Response, Version};
+use hyper::body::Body;
+use hyper::upgrade::OnUpgrade;
+use tracing::{debug, warn};
 
+use crate::answer::EdgeError;
+use crate::body::{BoxError, RequestBody, RequestBodyError};
 use crate::config::Settings;
-use crate::edge::{Edge, Verdict};
-use crate::upstream::Upstreams;
-use body::ResponseBody;
+use crate::conn::{ip_header_value, ConnInfo};
+use crate::upstream::{PooledBody, UpstreamError, Upstreams};
 
-/// Facts about the client connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct Conn {
-    /// TCP peer (IPv4-mapped IPv6 addresses already turned into IPv4).
-    pub peer: SocketAddr,
-    /// Arrived over the edge's TLS listener.
-    pub tls: bool,
-    /// The peer's IP as a header value, made once per connection: most requests forward it.
-    peer_ip_header: HeaderValue,
-}
+/// Mattermost's response to a forwarded request.
+pub type UpstreamResponse<B> = Response<PooledBody<RequestBody<B>>>;
 
-impl Conn {
-    /// Describes a new client connection.
-    pub fn new(peer: SocketAddr, tls: bool) -> Self {
-        // Same canonical form as edge::client_ip (IPv4-mapped IPv6 counts as IPv4).
-        let ip = peer.ip().to_canonical();
-        let peer = SocketAddr::new(ip, peer.port());
-        Self {
-            peer,
-            tls,
-            peer_ip_header: headers::ip_value(ip),
-        }
-    }
-}
-
-/// Everything needed to forward requests; built once, shared by all connections.
+/// A request ready for Mattermost.
 #[derive(Debug)]
-pub struct Proxy {
-    edge: Edge,
-    upstreams: Upstreams,
-    forwarded_proto: HeaderValue,
-    hsts: Option<HeaderValue>,
-    max_body: u64,
-    too_large: Bytes,
-    upstream_timeout: Duration,
-    websocket_idle: Duration,
-    shutdown: watch::Receiver<bool>,
+pub struct Prepared<B> {
+    /// The request as Mattermost gets it.
+    pub request: Request<RequestBody<B>>,
+    /// The client's side of a WebSocket upgrade, when it asked for one.
+    pub client_upgrade: Option<OnUpgrade>,
+    /// Bytes of the request body read so far (none for a request without a body).
+    pub bytes_in: Option<Arc<AtomicU64>>,
 }
 
-impl Proxy {
-    /// Builds the proxy from validated settings.
-    pub fn new(settings: &Settings, edge: Edge, shutdown: watch::Receiver<bool>) -> Self {
-        let hsts = (settings.tls.hsts_max_age > 0).then(|| {
-            HeaderValue::from_str(&format!("max-age={}", settings.tls.hsts_max_age))
-                .unwrap_or(HeaderValue::from_static("max-age=63072000"))
-        });
+/// Everything needed to forward requests; built once, shared by all connections. `B` is the
+/// client's request body type.
+#[derive(Debug)]
+pub struct Forwarder<B> {
+    upstreams: Upstreams<RequestBody<B>>,
+    forwarded_proto: HeaderValue,
+    max_body: u64,
+    timeout: Duration,
+}
+
+impl<B> Forwarder<B> {
+    /// Builds the forwarder from validated settings.
+    pub fn new(settings: &Settings) -> Self {
         Self {
-            edge,
             upstreams: Upstreams::new(&settings.upstream),
             forwarded_proto: HeaderValue::from_static(if settings.site.https {
                 "https"
             } else {
                 "http"
             }),
-            hsts,
-            max_body: settings.max_body,
-            too_large: Bytes::from(format!(
-                "request body larger than {} bytes (MM_EDGE_MAX_BODY)\n",
-                settings.max_body
-            )),
-            upstream_timeout: settings.upstream.timeout,
-            websocket_idle: settings.server.websocket_idle_timeout,
-            shutdown,
+            max_body: settings.proxy.max_body,
+            timeout: settings.upstream.timeout,
         }
     }
 
-    /// Answers one request: never fails, errors become 4xx/5xx responses.
-    pub async fn handle(&self, conn: &Conn, mut req: Request<Incoming>) -> Response<ResponseBody> {
-        let passed = match self.edge.on_request(conn.peer.ip(), &req) {
-            Verdict::Answer(resp) => return self.finish(conn, resp),
-            Verdict::Forward(passed) => passed,
-        };
-        if let Some(len) = content_length(&req) {
-            if len > self.max_body {
-                return self.finish(
-                    conn,
-                    local(StatusCode::PAYLOAD_TOO_LARGE, self.too_large.clone()),
-                );
-            }
-        }
-        let upgrade = req.version() == Version::HTTP_11
-            && req.headers().contains_key(header::UPGRADE)
-            && headers::connection_has(req.headers(), "upgrade");
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    /// The server for the next request.
+    pub fn pick(&self) -> usize {
+        self.upstreams.pick()
+    }
 
-        let (server_index, server) = self.upstreams.pick();
+    /// Server `i` as configured, for logs.
+    pub fn server_name(&self, i: usize) -> &str {
+        self.upstreams.name(i)
+    }
+
+    /// The request as Mattermost gets it: hop-by-hop headers removed (a WebSocket upgrade's
+    /// `Upgrade` kept), the forwarding headers set for `client_ip`, `Host` from `:authority` for
+    /// HTTP/2 clients, an origin-form URI, HTTP/1.1, the body cut at the body-size limit.
+    pub fn prepare(&self, conn: &ConnInfo, client_ip: IpAddr, mut req: Request<B>) -> Prepared<B>
+    where
+        B: Body,
+    {
+        let upgrade = headers::is_upgrade(&req);
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         // HTTP/2 clients carry the host in :authority; Mattermost (HTTP/1.1) needs it in Host.
         if !parts.headers.contains_key(header::HOST) {
@@ -130,10 +104,10 @@ impl Proxy {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        let ip_header = if passed.client_ip == conn.peer.ip() {
+        let ip_header = if client_ip == conn.peer.ip() {
             conn.peer_ip_header.clone()
         } else {
-            headers::ip_value(passed.client_ip)
+            ip_header_value(client_ip)
         };
         headers::set_forwarding(&mut parts.headers, ip_header, &self.forwarded_proto);
         // Mattermost gets the origin form (path and query); Host carries the authority.
@@ -142,94 +116,109 @@ impl Proxy {
             None => Uri::from_static("/"),
         };
         parts.version = Version::HTTP_11;
-        let upstream_req = Request::from_parts(
-            parts,
-            Limited::new(body, usize::try_from(self.max_body).unwrap_or(usize::MAX)),
-        );
+        let (body, bytes_in) = RequestBody::new(body, self.max_body);
+        Prepared {
+            request: Request::from_parts(parts, body),
+            client_upgrade,
+            bytes_in,
+        }
+    }
 
-        let sent = tokio::time::timeout(
-            self.upstream_timeout,
-            self.upstreams.send(server_index, upstream_req),
-        )
-        .await;
-        let mut resp = match sent {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => {
-                if body::is_over_limit(&e) {
-                    return self.finish(
-                        conn,
-                        local(StatusCode::PAYLOAD_TOO_LARGE, self.too_large.clone()),
-                    );
-                }
-                warn!(upstream = %server, error = %error_chain(&e), status = 502, "upstream request failed");
-                let msg = if e.is_connect() {
-                    self.upstreams.mark_failed(server_index);
-                    format!("mm-edge: Mattermost at {server} is unreachable\n")
-                } else {
-                    format!(
-                        "mm-edge: Mattermost at {server} closed the connection without an answer\n"
-                    )
-                };
-                return self.finish(conn, local(StatusCode::BAD_GATEWAY, msg));
-            }
+    /// The largest request body.
+    pub fn max_body(&self) -> u64 {
+        self.max_body
+    }
+}
+
+impl<B> Forwarder<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// Sends a prepared request to server `i`, waiting up to the upstream timeout for the
+    /// response head. A failure is classified: the client's body (too large, malformed, client
+    /// gone), an unreachable server (marked failed), or a server that closed without answering.
+    pub async fn send(
+        &self,
+        i: usize,
+        req: Request<RequestBody<B>>,
+    ) -> Result<UpstreamResponse<B>, EdgeError> {
+        let server = || self.upstreams.name(i).to_string();
+        match tokio::time::timeout(self.timeout, self.upstreams.send(i, req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(self.classify(i, &e, server)),
             Err(_) => {
-                warn!(upstream = %server, timeout = ?self.upstream_timeout, status = 504, "upstream timed out");
-                let msg = format!(
-                    "mm-edge: Mattermost at {server} did not answer within {}s (MM_EDGE_UPSTREAM_TIMEOUT)\n",
-                    self.upstream_timeout.as_secs()
-                );
-                return self.finish(conn, local(StatusCode::GATEWAY_TIMEOUT, msg));
+                warn!(upstream = %server(), timeout = ?self.timeout, status = 504, "upstream timed out");
+                Err(EdgeError::UpstreamTimeout {
+                    server: server(),
+                    timeout: self.timeout,
+                })
             }
-        };
+        }
+    }
 
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client) = client_upgrade {
-                let upstream = hyper::upgrade::on(&mut resp);
-                upgrade::spawn_tunnel(client, upstream, self.websocket_idle, self.shutdown.clone());
-                let upgrade_proto = resp.headers_mut().remove(header::UPGRADE);
-                headers::strip_hop_by_hop(resp.headers_mut());
-                if let Some(proto) = upgrade_proto {
-                    resp.headers_mut().insert(header::UPGRADE, proto);
-                    resp.headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    fn classify(&self, i: usize, e: &UpstreamError, server: impl Fn() -> String) -> EdgeError {
+        match RequestBodyError::find(e) {
+            Some(RequestBodyError::TooLarge(limit)) => EdgeError::TooLarge { limit: *limit },
+            Some(RequestBodyError::Client(cause)) => {
+                debug!(error = %cause, "client request body failed");
+                if client_went_away(cause.as_ref()) {
+                    EdgeError::ClientGone
+                } else {
+                    EdgeError::BadRequest("malformed request body")
                 }
-                self.edge.on_response(&passed, resp.headers_mut());
-                return self.finish(conn, resp.map(Either::Left));
+            }
+            None => {
+                warn!(upstream = %server(), error = %error_chain(e), status = 502, "upstream request failed");
+                if e.is_connect() {
+                    self.upstreams.mark_failed(i);
+                    EdgeError::UpstreamRefused { server: server() }
+                } else {
+                    EdgeError::UpstreamProtocol { server: server() }
+                }
             }
         }
-        headers::strip_hop_by_hop(resp.headers_mut());
-        self.edge.on_response(&passed, resp.headers_mut());
-        self.finish(conn, resp.map(Either::Left))
-    }
-
-    /// Headers every response gets: HSTS over TLS.
-    fn finish(&self, conn: &Conn, mut resp: Response<ResponseBody>) -> Response<ResponseBody> {
-        if conn.tls {
-            if let Some(hsts) = &self.hsts {
-                resp.headers_mut()
-                    .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-            }
-        }
-        resp
     }
 }
 
-/// A short plain-text answer made at the edge.
-pub fn local(status: StatusCode, text: impl Into<Bytes>) -> Response<ResponseBody> {
-    let mut resp = Response::new(body::local(text));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
+/// Mattermost's response as the client gets it: hop-by-hop headers removed, a WebSocket 101's
+/// `Upgrade`/`Connection: upgrade` kept.
+pub fn response_headers<T>(resp: &mut Response<T>, upgraded: bool) {
+    let headers = resp.headers_mut();
+    let upgrade_proto = if upgraded {
+        headers.remove(header::UPGRADE)
+    } else {
+        None
+    };
+    headers::strip_hop_by_hop(headers);
+    if let Some(proto) = upgrade_proto {
+        headers.insert(header::UPGRADE, proto);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
 }
 
-fn content_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse().ok())
+/// Whether a client body error means the client closed the connection (rather than sending
+/// something malformed).
+fn client_went_away(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return true;
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

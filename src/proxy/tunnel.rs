@@ -5,37 +5,92 @@ use std::time::Duration;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
 use tracing::debug;
 
-use crate::idle::{Tracked, Watch};
+use crate::io::pump::pump;
+use crate::io::tracked::{Tracked, Watch};
+use crate::lifecycle::Shutdown;
 
-/// Joins the client's and Mattermost's upgraded connections in a background task.
-pub fn spawn_tunnel(
+/// How a tunnel ended, for whoever logs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelStats {
+    /// Bytes from the client to Mattermost.
+    pub client_to_upstream: u64,
+    /// Bytes from Mattermost to the client.
+    pub upstream_to_client: u64,
+    /// Why it ended.
+    pub end: TunnelEnd,
+}
+
+/// Why a tunnel ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TunnelEnd {
+    /// Both sides closed.
+    #[default]
+    Closed,
+    /// One side failed (reset, broken pipe).
+    Error,
+    /// No traffic either way for the idle timeout.
+    Idle,
+    /// The edge shut down.
+    Shutdown,
+    /// The upgrade did not complete on one side.
+    NotUpgraded,
+}
+
+/// Told once when a tunnel ends.
+pub trait OnClose: Send + 'static {
+    /// The tunnel is gone; `stats` says how it went.
+    fn closed(self, stats: TunnelStats);
+}
+
+/// Joins the client's and Mattermost's upgraded connections in a background task; `on_close`
+/// hears how it ended.
+pub fn spawn(
     client: OnUpgrade,
     upstream: OnUpgrade,
     idle_timeout: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
+    on_close: impl OnClose,
 ) {
     tokio::spawn(async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
             Err(e) => {
                 debug!(error = %e, "websocket upgrade did not complete");
+                on_close.closed(TunnelStats {
+                    end: TunnelEnd::NotUpgraded,
+                    ..TunnelStats::default()
+                });
                 return;
             }
         };
         let (mut client, traffic) = Tracked::new(TokioIo::new(client));
         let mut upstream = Tracked::with_counter(TokioIo::new(upstream), traffic.clone());
         let mut idle = Watch::new(traffic, idle_timeout);
-        tokio::select! {
-            res = super::pump::pump(&mut client, &mut upstream) => {
-                if let Err(e) = res {
+        let mut copy = pump(&mut client, &mut upstream);
+        let end = tokio::select! {
+            res = &mut copy => match res {
+                Ok(()) => TunnelEnd::Closed,
+                Err(e) => {
                     debug!(error = %e, "websocket tunnel ended with an error");
+                    TunnelEnd::Error
                 }
+            },
+            _ = idle.expired() => {
+                debug!(timeout = ?idle_timeout, "websocket tunnel idle, closed");
+                TunnelEnd::Idle
             }
-            _ = idle.expired() => debug!(timeout = ?idle_timeout, "websocket tunnel idle, closed"),
-            _ = crate::server::stopping(&mut shutdown) => debug!("websocket tunnel closed for shutdown"),
-        }
+            _ = shutdown.requested() => {
+                debug!("websocket tunnel closed for shutdown");
+                TunnelEnd::Shutdown
+            }
+        };
+        let (client_to_upstream, upstream_to_client) = copy.transferred();
+        on_close.closed(TunnelStats {
+            client_to_upstream,
+            upstream_to_client,
+            end,
+        });
     });
 }

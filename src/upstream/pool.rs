@@ -21,12 +21,12 @@ use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::proxy::body::RequestBody;
+use crate::body::BoxError;
 
 /// Most idle connections kept per server.
 const MAX_IDLE: usize = 1024;
 
-type Sender = SendRequest<RequestBody>;
+type Sender<B> = SendRequest<B>;
 
 /// Why a request could not be sent to Mattermost or got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -46,16 +46,16 @@ impl UpstreamError {
     }
 }
 
-/// The idle connections to one server.
+/// The idle connections to one server; `B` is the request body type sent.
 #[derive(Debug)]
-pub struct ServerPool {
+pub struct ServerPool<B> {
     addr: String,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    idle: Mutex<VecDeque<(Sender, Instant)>>,
+    idle: Mutex<VecDeque<(Sender<B>, Instant)>>,
 }
 
-impl ServerPool {
+impl<B> ServerPool<B> {
     /// A pool for `addr` (`host:port`).
     pub fn new(addr: String, connect_timeout: Duration, idle_timeout: Duration) -> Self {
         Self {
@@ -66,12 +66,46 @@ impl ServerPool {
         }
     }
 
+    fn take_idle(&self) -> Option<Sender<B>> {
+        let mut idle = self.idle.lock();
+        while let Some((sender, since)) = idle.pop_back() {
+            if !sender.is_closed() && since.elapsed() < self.idle_timeout {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put_back(&self, sender: Sender<B>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.idle.lock();
+        // The oldest sit at the front: drop the expired ones and keep the stack bounded.
+        while let Some((_, since)) = idle.front() {
+            if now.duration_since(*since) >= self.idle_timeout || idle.len() >= MAX_IDLE {
+                idle.pop_front();
+            } else {
+                break;
+            }
+        }
+        idle.push_back((sender, now));
+    }
+}
+
+impl<B> ServerPool<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     /// Sends `req` (origin-form URI, Host set) on an idle connection or a new one. A request
     /// that an idle connection turned out unable to take is retried on another connection.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<RequestBody>,
-    ) -> Result<Response<PooledBody>, UpstreamError> {
+        mut req: Request<B>,
+    ) -> Result<Response<PooledBody<B>>, UpstreamError> {
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(s) => (s, true),
@@ -98,34 +132,7 @@ impl ServerPool {
         }
     }
 
-    fn take_idle(&self) -> Option<Sender> {
-        let mut idle = self.idle.lock();
-        while let Some((sender, since)) = idle.pop_back() {
-            if !sender.is_closed() && since.elapsed() < self.idle_timeout {
-                return Some(sender);
-            }
-        }
-        None
-    }
-
-    fn put_back(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
-        let now = Instant::now();
-        let mut idle = self.idle.lock();
-        // The oldest sit at the front: drop the expired ones and keep the stack bounded.
-        while let Some((_, since)) = idle.front() {
-            if now.duration_since(*since) >= self.idle_timeout || idle.len() >= MAX_IDLE {
-                idle.pop_front();
-            } else {
-                break;
-            }
-        }
-        idle.push_back((sender, now));
-    }
-
-    async fn connect(&self) -> Result<Sender, UpstreamError> {
+    async fn connect(&self) -> Result<Sender<B>, UpstreamError> {
         let stream = match tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect(&self.addr),
@@ -138,8 +145,9 @@ impl ServerPool {
                 return Err(UpstreamError::Connect(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
-                        "no connection within {:?} (MM_EDGE_UPSTREAM_CONNECT_TIMEOUT)",
-                        self.connect_timeout
+                        "no connection within {:?} ({})",
+                        self.connect_timeout,
+                        crate::config::spec::UPSTREAM_CONNECT_TIMEOUT.env
                     ),
                 )))
             }
@@ -159,12 +167,17 @@ impl ServerPool {
 
 /// Mattermost's response body; gives its connection back to the pool once read to the end.
 #[derive(Debug)]
-pub struct PooledBody {
+pub struct PooledBody<B> {
     inner: Incoming,
-    ret: Option<(Sender, Arc<ServerPool>)>,
+    ret: Option<(Sender<B>, Arc<ServerPool<B>>)>,
 }
 
-impl Body for PooledBody {
+impl<B> Body for PooledBody<B>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -190,7 +203,7 @@ impl Body for PooledBody {
     }
 }
 
-impl Drop for PooledBody {
+impl<B> Drop for PooledBody<B> {
     fn drop(&mut self) {
         // A body dropped unread leaves the connection mid-message: it cannot be reused.
         if let Some((sender, pool)) = self.ret.take() {

@@ -30,7 +30,7 @@ const SHARDS_PER_CORE: usize = 4;
 /// and a keyed 64-bit digest of the IP and the lower-cased header values (see `KeyBuilder`).
 /// `Copy` and 24 bytes: building one does not allocate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct BucketKey {
+pub struct BucketKey {
     ip: [u8; 16],
     digest: u64,
 }

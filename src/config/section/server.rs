@@ -1,0 +1,109 @@
+//! `[server]`, `[proxy]` and `[log]`: how client connections and requests are handled.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::super::layers::Resolver;
+use super::super::spec;
+use super::super::value::{Dur, LogFilter, PositiveDur, Size, Threads};
+use super::super::ConfigError;
+use super::F;
+
+/// Client connection handling.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Runtime worker threads (resolved: never 0).
+    pub workers: usize,
+    /// TLS handshake and HTTP/1.1 request-head timeout.
+    pub client_header_timeout: Duration,
+    /// Idle client connection timeout.
+    pub keepalive_timeout: Duration,
+    /// Idle WebSocket tunnel timeout.
+    pub websocket_idle_timeout: Duration,
+    /// Drain time on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// `[server]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct File {
+    workers: F<Threads>,
+    client_header_timeout: F<PositiveDur>,
+    keepalive_timeout: F<PositiveDur>,
+    websocket_idle_timeout: F<PositiveDur>,
+    shutdown_grace: F<Dur>,
+}
+
+impl Server {
+    /// Builds the section; `workers = 0` becomes the number of CPUs.
+    pub(in crate::config) fn build(r: &mut Resolver<'_>, file: File) -> Result<Self, ConfigError> {
+        let workers = match r.take(&spec::WORKERS, file.workers)? {
+            0 => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+            n => n,
+        };
+        Ok(Self {
+            workers,
+            client_header_timeout: r
+                .take(&spec::CLIENT_HEADER_TIMEOUT, file.client_header_timeout)?,
+            keepalive_timeout: r.take(&spec::KEEPALIVE_TIMEOUT, file.keepalive_timeout)?,
+            websocket_idle_timeout: r
+                .take(&spec::WEBSOCKET_IDLE_TIMEOUT, file.websocket_idle_timeout)?,
+            shutdown_grace: r.take(&spec::SHUTDOWN_GRACE, file.shutdown_grace)?,
+        })
+    }
+}
+
+/// Request forwarding.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    /// Largest request body, bytes.
+    pub max_body: u64,
+}
+
+/// `[proxy]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyFile {
+    max_body: F<Size>,
+}
+
+impl Proxy {
+    /// Builds the section.
+    pub(in crate::config) fn build(
+        r: &mut Resolver<'_>,
+        file: ProxyFile,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            max_body: r.take(&spec::MAX_BODY, file.max_body)?,
+        })
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone)]
+pub struct Log {
+    /// The log filter (tracing EnvFilter syntax).
+    pub level: String,
+}
+
+/// `[log]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    level: F<LogFilter>,
+}
+
+impl Log {
+    /// Builds the section.
+    pub(in crate::config) fn build(
+        r: &mut Resolver<'_>,
+        file: LogFile,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            level: r.take(&spec::LOG, file.level)?,
+        })
+    }
+}

@@ -1,0 +1,196 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn load(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let map: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::load(None, &|k| map.get(k).cloned(), &[])
+}
+
+fn err(env: &[(&str, &str)]) -> String {
+    match load(env) {
+        Ok(_) => panic!("expected an error for {env:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn load_file(text: &str) -> Result<Settings, String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("edge.toml");
+    std::fs::write(&file, text).expect("write");
+    Settings::load(Some(&file), &|_| None, &[]).map_err(|e| e.to_string())
+}
+
+#[test]
+fn defaults_load() {
+    let s = load(&[]).expect("defaults are valid");
+    assert_eq!(s.site.url, "https://localhost");
+    assert_eq!(s.listen.https.port(), 443);
+    assert_eq!(s.proxy.max_body, 110 << 20);
+    assert!(
+        s.proxy.max_body > 104_857_600,
+        "fits Mattermost's MaxFileSize"
+    );
+    assert_eq!(s.upstream.servers[0].to_string(), "http://127.0.0.1:8065");
+    assert!(s.rate_limit.enable);
+    assert!(s.terminates_tls());
+}
+
+#[test]
+fn derived_site_url_carries_port() {
+    let s = load(&[
+        ("MATTERMOST_HOST", "chat.example.com"),
+        ("MM_EDGE_HTTPS_LISTEN", "[::]:8443"),
+    ])
+    .expect("valid");
+    assert_eq!(s.site.url, "https://chat.example.com:8443");
+    assert_eq!(s.listen.https, "[::]:8443".parse().expect("addr"));
+    let s = load(&[
+        ("MATTERMOST_HTTPS", "false"),
+        ("MM_EDGE_HTTP_LISTEN", "0.0.0.0:8080"),
+    ])
+    .expect("valid");
+    assert_eq!(s.site.url, "http://localhost:8080");
+}
+
+#[test]
+fn errors_name_the_variable_and_value() {
+    let e = err(&[("MATTERMOST_RATE_LIMIT_QPS", "abc")]);
+    assert!(e.starts_with("MATTERMOST_RATE_LIMIT_QPS=abc: "), "{e}");
+    let e = err(&[("MATTERMOST_RATE_LIMIT_QPS", "0")]);
+    assert!(e.contains("MATTERMOST_RATE_LIMIT_QPS=0"), "{e}");
+    let e = err(&[("MATTERMOST_RATE_LIMIT_SESSIONS", "0")]);
+    assert!(e.contains("MATTERMOST_RATE_LIMIT_SESSIONS=0"), "{e}");
+    let e = err(&[("MATTERMOST_RATE_LIMIT_HEADERS", "X-Ok Bad:Name")]);
+    assert!(e.contains("Bad:Name"), "{e}");
+    let e = err(&[("MM_EDGE_TRUSTED_PROXIES", "10.0.0.0/8 nope")]);
+    assert!(
+        e.contains("MM_EDGE_TRUSTED_PROXIES") && e.contains("nope"),
+        "{e}"
+    );
+    let e = err(&[("MM_EDGE_UPSTREAMS", "https://mm:8065")]);
+    assert!(
+        e.contains("MM_EDGE_UPSTREAMS") && e.contains("only http://"),
+        "{e}"
+    );
+    let e = err(&[("MM_EDGE_HTTPS_LISTEN", "443")]);
+    assert!(e.contains("MM_EDGE_HTTPS_LISTEN=443"), "{e}");
+    let e = err(&[("MM_EDGE_MAX_BODY", "lots")]);
+    assert!(e.contains("MM_EDGE_MAX_BODY=lots"), "{e}");
+    let e = err(&[("MATTERMOST_SITE_URL", "http://chat.example.com")]);
+    assert!(e.contains("must start with https://"), "{e}");
+    let e = err(&[("MM_EDGE_TLS_CERT", "/x.pem")]);
+    assert!(
+        e.contains("MM_EDGE_TLS_KEY is not set") && e.contains("MM_EDGE_TLS_CERT=/x.pem"),
+        "{e}"
+    );
+}
+
+#[test]
+fn layers_override_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("a.toml");
+    std::fs::write(
+        &file,
+        "[site]\nhost = \"file.example\"\n[rate_limit]\nper_sec = 5\nheaders = [\"X-A\", \"X-B\"]\n",
+    )
+    .expect("write");
+    let env: HashMap<String, String> =
+        [("MATTERMOST_RATE_LIMIT_QPS".to_string(), "7".to_string())].into();
+    let flag = spec::by_key("site.host").expect("declared");
+    let s = Settings::load(
+        Some(&file),
+        &|k| env.get(k).cloned(),
+        &[(flag, "cli.example".into())],
+    )
+    .expect("valid");
+    assert_eq!(s.site.host, "cli.example");
+    assert_eq!(s.describe(&spec::HOST), "--site-host cli.example");
+    assert_eq!(s.rate_limit.per_sec.get(), 7);
+    assert_eq!(
+        s.describe(&spec::RATE_LIMIT_QPS),
+        "MATTERMOST_RATE_LIMIT_QPS=7"
+    );
+    assert_eq!(s.rate_limit.headers.len(), 2);
+    let where_ = s.describe(&spec::RATE_LIMIT_HEADERS);
+    assert!(
+        where_.starts_with("rate_limit.headers = [\"X-A\", \"X-B\"] in ")
+            && where_.ends_with("a.toml line 5"),
+        "{where_}"
+    );
+    assert_eq!(
+        s.describe(&spec::UPSTREAM_TIMEOUT),
+        "MM_EDGE_UPSTREAM_TIMEOUT (default \"600s\")"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_place() {
+    let e = load_file("[site]\nhots = \"typo\"\n")
+        .map(|_| ())
+        .expect_err("typo");
+    assert!(e.contains("unknown key `site.hots`"), "{e}");
+    assert!(e.contains("line 2, column 1"), "{e}");
+    let e = load_file("[sight]\nhost = \"x\"\n")
+        .map(|_| ())
+        .expect_err("typo");
+    assert!(e.contains("unknown key `sight`"), "{e}");
+    let e = load_file("stat_dir = \"/x\"\n")
+        .map(|_| ())
+        .expect_err("typo");
+    assert!(e.contains("unknown key `stat_dir`"), "{e}");
+}
+
+#[test]
+fn wrong_toml_types_are_errors_with_line_and_column() {
+    let e = load_file("[site]\nhost = \"a.example\"\nhttps = \"true\"\n")
+        .map(|_| ())
+        .expect_err("string for a boolean");
+    assert!(e.contains("edge.toml line 3, column 9"), "{e}");
+    assert!(e.contains("site.https"), "{e}");
+    assert!(e.contains("TOML boolean"), "{e}");
+    let e = load_file("[rate_limit]\nper_sec = \"10\"\n")
+        .map(|_| ())
+        .expect_err("string for a number");
+    assert!(
+        e.contains("line 2") && e.contains("rate_limit.per_sec"),
+        "{e}"
+    );
+    // A value of the right TOML type is still checked by its kind.
+    let e = load_file("[rate_limit]\n\nper_sec = 0\n")
+        .map(|_| ())
+        .expect_err("zero rate");
+    assert!(e.contains("line 3") && e.contains("above 0"), "{e}");
+    let e = load_file("[upstream]\ntimeout = \"soon\"\n")
+        .map(|_| ())
+        .expect_err("bad duration");
+    assert!(e.contains("upstream.timeout") && e.contains("30s"), "{e}");
+    // Durations and sizes also take integers (seconds, bytes); lists also take a string.
+    let s = load_file(
+        "[upstream]\ntimeout = 5\nservers = \"http://a:1 http://b:2\"\n[proxy]\nmax_body = 2048\n",
+    )
+    .expect("valid");
+    assert_eq!(s.upstream.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(s.upstream.servers.len(), 2);
+    assert_eq!(s.proxy.max_body, 2048);
+}
+
+#[test]
+fn every_declared_setting_is_read() {
+    let map: HashMap<String, String> = HashMap::new();
+    let lookup = |k: &str| map.get(k).cloned();
+    let mut r = Resolver::new(&lookup, &[], None);
+    let _ = r.take::<value::Text>(&spec::HOST, None);
+    assert!(!r.unresolved().is_empty(), "the check sees unread settings");
+    let s = load(&[]).expect("defaults");
+    let recorded: Vec<&str> = s.layers().iter().map(|raw| raw.setting.key).collect();
+    let declared: Vec<&str> = {
+        let mut keys: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+        keys.sort_unstable();
+        keys
+    };
+    assert_eq!(recorded, declared);
+}

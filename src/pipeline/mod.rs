@@ -1,0 +1,190 @@
+//! One request's way through the edge, as a list of named phases over one context, in the spirit
+//! of Pingora's `ProxyHttp`:
+//!
+//! 1. [`phases::own_endpoints`]: the edge's health endpoint (never limited);
+//! 2. [`phases::redirect`]: on the plain listener, when TLS is terminated here, the redirect;
+//! 3. [`phases::client_ip`]: the client (the peer, or what a trusted proxy says);
+//! 4. [`phases::cors_preflight`]: preflights answered here (never limited);
+//! 5. [`phases::rate_limit`]: a refused request gets 429;
+//! 6. [`phases::body_limit`]: a body declared too large gets 413;
+//! 7. `forward`: to Mattermost ([`crate::proxy`]), or a WebSocket tunnel;
+//! 8. [`filters`]: CORS, rate-limit and HSTS headers on every response, whoever answered;
+//! 9. [`logging`]: exactly once per request, and once per WebSocket session when it closes.
+//!
+//! The context ([`ctx::RequestCtx`]) is made when the connection hands the request over and
+//! carries what every phase and the log need. The edge's own answers come from
+//! [`crate::answer`]. [`Pipeline::handle`] is generic over the request body, so the order of
+//! the phases is unit-tested without a network ([`tests`]).
+
+pub mod ctx;
+pub mod filters;
+pub mod logging;
+pub mod phases;
+pub mod route;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::{Request, Response, StatusCode};
+use http_body_util::Either;
+use hyper::body::Body;
+
+use crate::answer::{Answer, EdgeError, Outcome};
+use crate::body::{BoxError, LocalBody, RequestBody};
+use crate::config::{ConfigError, Settings};
+use crate::conn::{ConnInfo, Listener};
+use crate::edge::Edge;
+use crate::lifecycle::Shutdown;
+use crate::proxy::{self, tunnel, Forwarder};
+use crate::upstream::PooledBody;
+use ctx::RequestCtx;
+use filters::Filters;
+use logging::{Finish, Logged, Sink};
+
+/// The response body: Mattermost's, streamed, or a short one made at the edge; logged at its end.
+pub type ResponseBody<B> = Logged<Either<PooledBody<RequestBody<B>>, LocalBody>>;
+
+/// Everything a request needs, built once, shared by every connection. `B` is the request body
+/// type (`hyper::body::Incoming` when serving, where `app` makes it the server's handler).
+pub struct Pipeline<B> {
+    edge: Edge,
+    forward: Forwarder<B>,
+    filters: Filters,
+    /// When TLS is terminated here: the site's origin, where the plain listener redirects.
+    redirect_to: Option<Arc<str>>,
+    websocket_idle: Duration,
+    shutdown: Shutdown,
+    sink: Arc<dyn Sink>,
+}
+
+impl<B> std::fmt::Debug for Pipeline<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("edge", &self.edge)
+            .field("redirect_to", &self.redirect_to)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Pipeline<B> {
+    /// Builds the pipeline from validated settings; finished requests go to `sink`.
+    pub fn new(
+        settings: &Settings,
+        sink: Arc<dyn Sink>,
+        shutdown: Shutdown,
+    ) -> Result<Self, ConfigError> {
+        let hsts = (settings.tls.hsts_max_age > 0)
+            .then(|| HeaderValue::from_str(&format!("max-age={}", settings.tls.hsts_max_age)))
+            .and_then(Result::ok);
+        Ok(Self {
+            edge: Edge::new(settings)?,
+            forward: Forwarder::new(settings),
+            filters: Filters { hsts },
+            redirect_to: settings
+                .terminates_tls()
+                .then(|| Arc::from(settings.site.origin.as_str())),
+            websocket_idle: settings.server.websocket_idle_timeout,
+            shutdown,
+            sink,
+        })
+    }
+
+    /// The policies (for tests and `check`).
+    pub fn edge(&self) -> &Edge {
+        &self.edge
+    }
+}
+
+impl<B> Pipeline<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// Answers one request: never fails, errors become 4xx/5xx responses.
+    pub async fn handle(&self, conn: &ConnInfo, req: Request<B>) -> Response<ResponseBody<B>> {
+        let mut finish = Finish::new(RequestCtx::start(conn, &req), self.sink.clone());
+        let (mut resp, tunnel) = match self.request_filter(&mut finish, &req).await {
+            Err(answer) => (self.answer(&mut finish, answer), None),
+            Ok(()) => match self.forward(conn, &mut finish, req).await {
+                Ok(pair) => pair,
+                Err(e) => (self.answer(&mut finish, Answer::Error(e)), None),
+            },
+        };
+        self.filters
+            .apply(self.edge.cors.as_ref(), &finish, resp.headers_mut());
+        finish.status = Some(resp.status());
+        match tunnel {
+            Some((client, upstream)) => {
+                // The session is logged when the tunnel closes.
+                tunnel::spawn(
+                    client,
+                    upstream,
+                    self.websocket_idle,
+                    self.shutdown.clone(),
+                    finish,
+                );
+                resp.map(|b| Logged::new(b, None))
+            }
+            None => resp.map(|b| Logged::new(b, Some(finish))),
+        }
+    }
+
+    /// Phases 1-6, in order: the first that answers ends the request.
+    async fn request_filter(&self, ctx: &mut RequestCtx, req: &Request<B>) -> Result<(), Answer> {
+        phases::own_endpoints(ctx, req)?;
+        if let (Listener::Http, Some(origin)) = (ctx.listener, &self.redirect_to) {
+            return Err(phases::redirect(origin, req));
+        }
+        phases::client_ip(&self.edge.client_ip, ctx, req);
+        phases::cors_preflight(self.edge.cors.as_ref(), ctx, req)?;
+        phases::rate_limit(self.edge.limiter.as_ref(), ctx, req).await?;
+        phases::body_limit(self.forward.max_body(), ctx, req)?;
+        Ok(())
+    }
+
+    /// Phase 7: Mattermost answers; a 101 to an upgrade request becomes a tunnel.
+    #[allow(clippy::type_complexity)]
+    async fn forward(
+        &self,
+        conn: &ConnInfo,
+        ctx: &mut RequestCtx,
+        req: Request<B>,
+    ) -> Result<
+        (
+            Response<Either<PooledBody<RequestBody<B>>, LocalBody>>,
+            Option<(hyper::upgrade::OnUpgrade, hyper::upgrade::OnUpgrade)>,
+        ),
+        EdgeError,
+    > {
+        let server = self.forward.pick();
+        ctx.upstream = u16::try_from(server).ok();
+        let prepared = self.forward.prepare(conn, ctx.client_ip, req);
+        ctx.bytes_in = prepared.bytes_in;
+        let mut resp = self.forward.send(server, prepared.request).await?;
+        ctx.upstream_us = Some(u32::try_from(ctx.start.elapsed().as_micros()).unwrap_or(u32::MAX));
+        ctx.outcome = Outcome::Proxied;
+        let tunnel = match prepared.client_upgrade {
+            Some(client) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                Some((client, hyper::upgrade::on(&mut resp)))
+            }
+            _ => None,
+        };
+        proxy::response_headers(&mut resp, tunnel.is_some());
+        Ok((resp.map(Either::Left), tunnel))
+    }
+
+    /// An answer made at the edge.
+    fn answer(
+        &self,
+        ctx: &mut RequestCtx,
+        answer: Answer,
+    ) -> Response<Either<PooledBody<RequestBody<B>>, LocalBody>> {
+        ctx.outcome = answer.outcome();
+        answer.into_response().map(Either::Right)
+    }
+}

@@ -1,0 +1,96 @@
+//! The request phases, each a small function over the context; [`super::Pipeline`] applies them
+//! in one visible order. A phase that answers returns the [`Answer`]; the request goes no
+//! further.
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request};
+
+use super::ctx::RequestCtx;
+use crate::answer::{Answer, EdgeError};
+use crate::edge::client_ip::ClientIp;
+use crate::edge::cors::Cors;
+use crate::edge::endpoints::{self, Endpoint};
+use crate::edge::rate_limit::{BucketStore, Decision, RateLimiter};
+use crate::proxy::headers::content_length;
+
+/// The edge's own endpoints (health), before anything else: never limited, never forwarded.
+pub fn own_endpoints<B>(_ctx: &mut RequestCtx, req: &Request<B>) -> Result<(), Answer> {
+    match endpoints::lookup(req.uri().path()) {
+        Some(Endpoint::Health) => Err(Answer::Health),
+        None => Ok(()),
+    }
+}
+
+/// The plain listener, when TLS is terminated here: every request is redirected to `origin`
+/// (the site URL's scheme and authority) with its path and query; the target never comes from
+/// the client's `Host` header.
+pub fn redirect<B>(origin: &str, req: &Request<B>) -> Answer {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let keep_method = req.method() != Method::GET && req.method() != Method::HEAD;
+    let mut target = String::with_capacity(origin.len() + path.len());
+    target.push_str(origin);
+    target.push_str(path);
+    match HeaderValue::from_str(&target) {
+        Ok(location) => Answer::Redirect {
+            location,
+            keep_method,
+        },
+        Err(_) => Answer::Error(EdgeError::BadRequest(
+            "request target is not valid in a URL",
+        )),
+    }
+}
+
+/// Who the client is: the peer, or what a trusted proxy says.
+pub fn client_ip<B>(policy: &ClientIp, ctx: &mut RequestCtx, req: &Request<B>) {
+    ctx.client_ip = policy.resolve(ctx.peer_ip, req.headers());
+}
+
+/// CORS preflights are answered here (never limited, never forwarded); other requests remember
+/// what their response's CORS headers depend on.
+pub fn cors_preflight<B>(
+    cors: Option<&Cors>,
+    ctx: &mut RequestCtx,
+    req: &Request<B>,
+) -> Result<(), Answer> {
+    let Some(cors) = cors else { return Ok(()) };
+    if let Some((_, headers)) = cors.preflight(req.method(), req.headers()) {
+        return Err(Answer::Preflight(headers));
+    }
+    ctx.cors = Some(req.headers().get(header::ORIGIN).cloned());
+    Ok(())
+}
+
+/// One cell from the client's bucket; a refused request gets 429 (with the CORS and
+/// `X-RateLimit-*` headers the response filters add) and never reaches Mattermost.
+pub async fn rate_limit<S: BucketStore, B>(
+    limiter: Option<&RateLimiter<S>>,
+    ctx: &mut RequestCtx,
+    req: &Request<B>,
+) -> Result<(), Answer> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    match limiter.check(ctx.client_ip, req.headers()).await {
+        Decision::Allowed(headers) => {
+            ctx.rate = Some(headers);
+            Ok(())
+        }
+        Decision::Refused {
+            headers,
+            retry_after_secs,
+        } => {
+            ctx.rate = Some(headers);
+            Err(EdgeError::RateLimited { retry_after_secs }.into())
+        }
+    }
+}
+
+/// A body declared larger than the limit is refused before anything reaches Mattermost (a body
+/// that only grows past it is cut off while it streams).
+pub fn body_limit<B>(max_body: u64, _ctx: &mut RequestCtx, req: &Request<B>) -> Result<(), Answer> {
+    match content_length(req.headers()) {
+        Some(len) if len > max_body => Err(EdgeError::TooLarge { limit: max_body }.into()),
+        _ => Ok(()),
+    }
+}
