@@ -11,6 +11,9 @@ use http::{Response, StatusCode};
 use crate::body::{self, LocalBody};
 use crate::config::spec;
 
+/// `Retry-After` of a 503 sent because every connection to Mattermost was in use.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
 /// Plain-text body of a refused (429) response, as Mattermost sends it.
 pub const RATE_LIMITED_BODY: &str = "limit exceeded";
 
@@ -37,6 +40,8 @@ pub enum Outcome {
     UpstreamError,
     /// No answer from Mattermost in time (504).
     UpstreamTimeout,
+    /// The connection limit to Mattermost was reached (503).
+    UpstreamBusy,
     /// Mattermost's response body failed midway.
     UpstreamBodyError,
     /// The client went away before the answer was complete.
@@ -47,6 +52,8 @@ pub enum Outcome {
     WebsocketIdle,
     /// A WebSocket session closed because the edge shut down.
     WebsocketShutdown,
+    /// The client stopped reading; closed after the send timeout.
+    SendTimeout,
 }
 
 impl Outcome {
@@ -63,11 +70,13 @@ impl Outcome {
             Outcome::UpstreamRefused => "upstream_refused",
             Outcome::UpstreamError => "upstream_error",
             Outcome::UpstreamTimeout => "upstream_timeout",
+            Outcome::UpstreamBusy => "upstream_busy",
             Outcome::UpstreamBodyError => "upstream_body_error",
             Outcome::ClientClosed => "client_closed",
             Outcome::Websocket => "websocket",
             Outcome::WebsocketIdle => "websocket_idle",
             Outcome::WebsocketShutdown => "websocket_shutdown",
+            Outcome::SendTimeout => "send_timeout",
         }
     }
 }
@@ -79,6 +88,8 @@ pub enum Answer {
     Health,
     /// A CORS preflight: `200` with these headers.
     Preflight(HeaderMap),
+    /// `OPTIONS *`: what the server supports (`200` with `Allow`).
+    ServerOptions,
     /// The plain listener's redirect to the site URL: `301` (GET/HEAD) or `308` (other methods,
     /// which keep method and body).
     Redirect {
@@ -103,6 +114,9 @@ pub enum EdgeError {
     /// The request cannot be forwarded as sent (400).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The method cannot be proxied (`CONNECT`) (501).
+    #[error("method not implemented")]
+    NotImplemented,
     /// The request body is larger than the limit (413).
     #[error("request body larger than {limit} bytes")]
     TooLarge {
@@ -127,6 +141,14 @@ pub enum EdgeError {
         /// The server, as configured.
         server: String,
     },
+    /// Every connection to Mattermost the edge may open is in use (503).
+    #[error("all {limit} connections to Mattermost at {server} are in use")]
+    UpstreamBusy {
+        /// The server, as configured.
+        server: String,
+        /// Its connection limit.
+        limit: usize,
+    },
     /// Mattermost sent no response headers in time (504).
     #[error("Mattermost at {server} did not answer within {timeout:?}")]
     UpstreamTimeout {
@@ -145,11 +167,13 @@ impl EdgeError {
     pub fn status(&self) -> StatusCode {
         match self {
             EdgeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            EdgeError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             EdgeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             EdgeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             EdgeError::UpstreamRefused { .. } | EdgeError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
             }
+            EdgeError::UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             EdgeError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             // Never sent: there is nobody to send it to. nginx logs 499 for the same case.
             EdgeError::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
@@ -159,11 +183,12 @@ impl EdgeError {
     /// The outcome in logs and metrics.
     pub fn outcome(&self) -> Outcome {
         match self {
-            EdgeError::BadRequest(_) => Outcome::BadRequest,
+            EdgeError::BadRequest(_) | EdgeError::NotImplemented => Outcome::BadRequest,
             EdgeError::TooLarge { .. } => Outcome::TooLarge,
             EdgeError::RateLimited { .. } => Outcome::RateLimited,
             EdgeError::UpstreamRefused { .. } => Outcome::UpstreamRefused,
             EdgeError::UpstreamProtocol { .. } => Outcome::UpstreamError,
+            EdgeError::UpstreamBusy { .. } => Outcome::UpstreamBusy,
             EdgeError::UpstreamTimeout { .. } => Outcome::UpstreamTimeout,
             EdgeError::ClientGone => Outcome::ClientClosed,
         }
@@ -174,6 +199,9 @@ impl EdgeError {
     fn body(&self) -> Bytes {
         match self {
             EdgeError::BadRequest(why) => format!("mm-edge: bad request: {why}\n").into(),
+            EdgeError::NotImplemented => {
+                Bytes::from_static(b"mm-edge: this method cannot be proxied to Mattermost\n")
+            }
             EdgeError::TooLarge { limit } => format!(
                 "request body larger than {limit} bytes ({})\n",
                 spec::MAX_BODY.env
@@ -187,6 +215,11 @@ impl EdgeError {
                 format!("mm-edge: Mattermost at {server} closed the connection without an answer\n")
                     .into()
             }
+            EdgeError::UpstreamBusy { server, limit } => format!(
+                "mm-edge: all {limit} connections to Mattermost at {server} are in use ({}); try again shortly\n",
+                spec::UPSTREAM_MAX_CONNECTIONS.env
+            )
+            .into(),
             EdgeError::UpstreamTimeout { server, timeout } => format!(
                 "mm-edge: Mattermost at {server} did not answer within {}s ({})\n",
                 timeout.as_secs(),
@@ -204,6 +237,7 @@ impl Answer {
         match self {
             Answer::Health => Outcome::Health,
             Answer::Preflight(_) => Outcome::CorsPreflight,
+            Answer::ServerOptions => Outcome::Health,
             Answer::Redirect { .. } => Outcome::Redirect,
             Answer::Error(e) => e.outcome(),
         }
@@ -213,6 +247,14 @@ impl Answer {
     pub fn into_response(self) -> Response<LocalBody> {
         match self {
             Answer::Health => text(StatusCode::OK, Bytes::from_static(b"ok\n")),
+            Answer::ServerOptions => {
+                let mut resp = Response::new(body::local(Bytes::new()));
+                resp.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("OPTIONS, GET, HEAD, POST, PUT, PATCH, DELETE"),
+                );
+                resp
+            }
             Answer::Preflight(headers) => {
                 let mut resp = Response::new(body::local(Bytes::new()));
                 *resp.headers_mut() = headers;
@@ -233,9 +275,14 @@ impl Answer {
             }
             Answer::Error(e) => {
                 let mut resp = text(e.status(), e.body());
-                if let EdgeError::RateLimited { retry_after_secs } = e {
+                let retry_after = match e {
+                    EdgeError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+                    EdgeError::UpstreamBusy { .. } => Some(BUSY_RETRY_AFTER_SECS),
+                    _ => None,
+                };
+                if let Some(secs) = retry_after {
                     resp.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
                 resp
             }
@@ -283,6 +330,14 @@ mod tests {
                 },
                 502,
                 "upstream_error",
+            ),
+            (
+                EdgeError::UpstreamBusy {
+                    server: server.clone(),
+                    limit: 2,
+                },
+                503,
+                "upstream_busy",
             ),
             (
                 EdgeError::UpstreamTimeout {

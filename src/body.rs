@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http_body_util::Full;
@@ -70,25 +71,96 @@ impl RequestBodyError {
     }
 }
 
+/// After answering an HTTP/1.1 request whose body was not read (413, 429...), the edge keeps
+/// reading and discarding it for at most this many bytes...
+pub const LINGER_BYTES: u64 = 8 << 20;
+/// ...and this long (nginx's lingering close), so that the client, still sending, reads the
+/// answer instead of a connection reset.
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and discards the rest of a request body in the background, within [`LINGER_BYTES`]
+/// and [`LINGER_TIME`]; then drops it (and hyper closes the connection if it is not done).
+pub fn linger<B>(body: B)
+where
+    B: Body + Send + Unpin + 'static,
+{
+    if body.is_end_stream() {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    rt.spawn(async move {
+        let mut body = body;
+        let mut read = 0u64;
+        let drain = async {
+            while read < LINGER_BYTES {
+                match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                    Some(Ok(frame)) => {
+                        if let Some(d) = frame.data_ref() {
+                            read += d.remaining() as u64;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
+}
+
 /// A client's request body on its way to Mattermost: cut off at `limit` bytes, counted into a
-/// shared counter (only bodies that are not empty get one, so a GET allocates nothing).
+/// shared counter (only bodies that are not empty get one, so a GET allocates nothing). When the
+/// limit trips on an HTTP/1.1 request, the rest of the body is drained ([`linger`]) once the
+/// upstream request is dropped, while the 413 goes out.
 #[derive(Debug)]
 pub struct RequestBody<B> {
-    inner: B,
+    /// `None`: an empty body (made for a request sent a second time).
+    inner: Option<B>,
     remaining: u64,
     limit: u64,
     counted: Option<Arc<AtomicU64>>,
+    /// Set when the limit tripped: what drains the rest.
+    linger_on_drop: Option<fn(B)>,
+    tripped: bool,
 }
 
-impl<B: Body> RequestBody<B> {
-    /// Wraps `inner` with a limit; returns the counter of bytes read when the body is not empty.
-    pub fn new(inner: B, limit: u64) -> (Self, Option<Arc<AtomicU64>>) {
+impl<B> Default for RequestBody<B> {
+    /// An empty body.
+    fn default() -> Self {
+        Self {
+            inner: None,
+            remaining: 0,
+            limit: 0,
+            counted: None,
+            linger_on_drop: None,
+            tripped: false,
+        }
+    }
+}
+
+impl<B> Drop for RequestBody<B> {
+    fn drop(&mut self) {
+        if self.tripped {
+            if let (Some(drain), Some(inner)) = (self.linger_on_drop, self.inner.take()) {
+                drain(inner);
+            }
+        }
+    }
+}
+
+impl<B: Body + Send + Unpin + 'static> RequestBody<B> {
+    /// Wraps `inner` with a limit (`linger`: drain it when the limit trips, for HTTP/1.x);
+    /// returns the counter of bytes read when the body is not empty.
+    pub fn new(inner: B, limit: u64, linger: bool) -> (Self, Option<Arc<AtomicU64>>) {
         let counted = (!inner.is_end_stream()).then(|| Arc::new(AtomicU64::new(0)));
         let body = Self {
-            inner,
+            inner: Some(inner),
             remaining: limit,
             limit,
             counted: counted.clone(),
+            linger_on_drop: linger.then_some(self::linger::<B> as fn(B)),
+            tripped: false,
         };
         (body, counted)
     }
@@ -107,7 +179,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Client(e.into())))),
@@ -116,6 +191,7 @@ where
                     let len = data.remaining() as u64;
                     if len > this.remaining {
                         this.remaining = 0;
+                        this.tripped = true;
                         return Poll::Ready(Some(Err(RequestBodyError::TooLarge(this.limit))));
                     }
                     this.remaining -= len;
@@ -129,11 +205,14 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().map_or(true, Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        let mut hint = self.inner.size_hint();
+        let Some(inner) = self.inner.as_ref() else {
+            return SizeHint::with_exact(0);
+        };
+        let mut hint = inner.size_hint();
         if hint.lower() > self.remaining {
             // Let the limit trip in poll_frame rather than announce an impossible length.
             hint = SizeHint::default();
@@ -151,18 +230,19 @@ mod tests {
 
     #[tokio::test]
     async fn counts_and_cuts_at_the_limit() {
-        let (body, counter) = RequestBody::new(Full::new(Bytes::from_static(b"0123456789")), 10);
+        let (body, counter) =
+            RequestBody::new(Full::new(Bytes::from_static(b"0123456789")), 10, false);
         let counter = counter.expect("non-empty body is counted");
         let got = body.collect().await.expect("within the limit").to_bytes();
         assert_eq!(&got[..], b"0123456789");
         assert_eq!(counter.load(Ordering::Relaxed), 10);
 
-        let (body, _) = RequestBody::new(Full::new(Bytes::from_static(b"0123456789")), 9);
+        let (body, _) = RequestBody::new(Full::new(Bytes::from_static(b"0123456789")), 9, true);
         match body.collect().await {
             Err(RequestBodyError::TooLarge(9)) => {}
             other => panic!("expected TooLarge(9), got {other:?}"),
         }
-        let (_, counter) = RequestBody::new(Full::new(Bytes::new()), 9);
+        let (_, counter) = RequestBody::new(Full::new(Bytes::new()), 9, false);
         assert!(counter.is_none(), "an empty body allocates no counter");
     }
 }

@@ -79,6 +79,8 @@ settings! {
         "How long an idle keep-alive connection to Mattermost stays in the pool.";
     UPSTREAM_FAIL_TIMEOUT = "MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "upstream.fail_timeout", "10s",
         "With several servers: how long one that refused a connection is skipped (its request got 502).";
+    UPSTREAM_MAX_CONNECTIONS = "MM_EDGE_UPSTREAM_MAX_CONNECTIONS", "upstream.max_connections", "4096",
+        "Most connections to each Mattermost server (WebSocket tunnels included); a request beyond waits up to the connect timeout, then gets 503 with Retry-After.";
     MAX_BODY = "MM_EDGE_MAX_BODY", "proxy.max_body", "110M",
         "Largest request body (K, M, G suffixes, powers of 1024); larger ones get 413. Default fits a 100 MiB upload.";
     WORKERS = "MM_EDGE_WORKERS", "server.workers", "0",
@@ -87,6 +89,8 @@ settings! {
         "Time for a client to finish the TLS handshake, and (HTTP/1.1) to send a request head, the wait for the next request on a kept-alive connection included.";
     KEEPALIVE_TIMEOUT = "MM_EDGE_KEEPALIVE_TIMEOUT", "server.keepalive_timeout", "75s",
         "A client connection with no traffic either way for this long is closed gracefully.";
+    SEND_TIMEOUT = "MM_EDGE_SEND_TIMEOUT", "server.send_timeout", "60s",
+        "A client that takes no response byte for this long (it stopped reading) loses the stream (HTTP/2) or the connection (HTTP/1.1, WebSocket), and its Mattermost connection is released.";
     WEBSOCKET_IDLE_TIMEOUT = "MM_EDGE_WEBSOCKET_IDLE_TIMEOUT", "server.websocket_idle_timeout", "24h",
         "A WebSocket tunnel with no traffic either way for this long is closed (Mattermost pings far more often).";
     SHUTDOWN_GRACE = "MM_EDGE_SHUTDOWN_GRACE", "server.shutdown_grace", "30s",

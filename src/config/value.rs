@@ -217,6 +217,10 @@ integer_kind!(
     /// A number of tracked keys, above 0.
     Sessions: NonZeroUsize, "expected a whole number of sessions above 0"
 );
+integer_kind!(
+    /// A number of connections, above 0.
+    Connections: NonZeroUsize, "expected a whole number of connections above 0"
+);
 
 /// A list: a TOML array of strings, or text with items separated by spaces (and, for
 /// [`CommaList`], commas).

@@ -57,6 +57,11 @@ impl ClientIp {
             .unwrap_or(peer)
     }
 
+    /// Whether a peer is one of the trusted proxies (whose forwarding headers are believed).
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.is_trusted(peer.to_canonical())
+    }
+
     /// Whether `ip` (already canonical) is inside one of the trusted networks.
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))

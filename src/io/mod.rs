@@ -3,4 +3,5 @@
 
 pub mod coalesce;
 pub mod pump;
+pub mod stream_stall;
 pub mod tracked;

@@ -1,13 +1,14 @@
-//! Idle detection for connections and tunnels: a traffic counter bumped by the I/O wrapper and a
-//! watch that fires once no byte has moved either way for the timeout.
+//! Watching connections and tunnels for two things: no traffic either way for the idle timeout,
+//! and a client that stopped reading (no byte could be written to it for the send timeout).
 //!
-//! The counter costs one relaxed atomic add per read or write that moved bytes; no clock is read
-//! on the data path. The watch ticks eight times per timeout and fires after eight quiet ticks,
-//! so a quiet connection is closed between 1 and 1.125 times the timeout.
+//! The I/O wrapper [`Tracked`] bumps relaxed atomic counters as bytes move and marks when a
+//! write to the client could not proceed; no clock is read on the data path. The [`Watch`] ticks
+//! eight times per timeout and fires after eight quiet ticks, so a quiet or stalled connection
+//! is closed between 1 and 1.125 times its timeout.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,34 +18,77 @@ use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
 const TICKS: u32 = 8;
 
-/// I/O that counts its traffic into a shared counter.
+/// What the wrappers of one connection (or both sides of a tunnel) record.
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// Reads and writes that moved bytes, either side.
+    moved: AtomicU64,
+    /// Writes to the client that moved bytes.
+    written: AtomicU64,
+    /// The last write (or flush) to the client could not proceed.
+    write_blocked: AtomicBool,
+}
+
+/// Which side of the edge an I/O object faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client: its writes are the ones the send timeout watches.
+    Client,
+    /// Mattermost: only counts for idleness.
+    Upstream,
+}
+
+/// I/O that records its traffic into a shared [`Activity`].
 #[derive(Debug)]
 pub struct Tracked<T> {
     inner: T,
-    traffic: Arc<AtomicU64>,
+    activity: Arc<Activity>,
+    side: Side,
 }
 
 impl<T> Tracked<T> {
-    /// Wraps `inner`; returns it with the counter a [`Watch`] reads.
-    pub fn new(inner: T) -> (Self, Arc<AtomicU64>) {
-        let traffic = Arc::new(AtomicU64::new(0));
-        (
-            Self {
-                inner,
-                traffic: traffic.clone(),
-            },
-            traffic,
-        )
+    /// Wraps the client side of a connection; returns it with the activity a [`Watch`] reads.
+    pub fn client(inner: T) -> (Self, Arc<Activity>) {
+        let activity = Arc::new(Activity::default());
+        let tracked = Self {
+            inner,
+            activity: activity.clone(),
+            side: Side::Client,
+        };
+        (tracked, activity)
     }
 
-    /// Wraps `inner`, counting into an existing counter (both halves of a tunnel share one).
-    pub fn with_counter(inner: T, traffic: Arc<AtomicU64>) -> Self {
-        Self { inner, traffic }
+    /// Wraps another I/O object recording into an existing activity (the upstream side of a
+    /// tunnel shares the client side's).
+    pub fn with_activity(inner: T, activity: Arc<Activity>, side: Side) -> Self {
+        Self {
+            inner,
+            activity,
+            side,
+        }
     }
 
     /// The wrapped I/O.
     pub fn get_ref(&self) -> &T {
         &self.inner
+    }
+
+    fn wrote<R>(&self, res: &Poll<io::Result<R>>, moved: impl Fn(&R) -> bool) {
+        match res {
+            Poll::Ready(Ok(r)) if moved(r) => {
+                self.activity.moved.fetch_add(1, Ordering::Relaxed);
+                if self.side == Side::Client {
+                    self.activity.written.fetch_add(1, Ordering::Relaxed);
+                    if self.activity.write_blocked.load(Ordering::Relaxed) {
+                        self.activity.write_blocked.store(false, Ordering::Relaxed);
+                    }
+                }
+            }
+            Poll::Pending if self.side == Side::Client => {
+                self.activity.write_blocked.store(true, Ordering::Relaxed);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -58,7 +102,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if buf.filled().len() != before {
-            this.traffic.fetch_add(1, Ordering::Relaxed);
+            this.activity.moved.fetch_add(1, Ordering::Relaxed);
         }
         res
     }
@@ -72,9 +116,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.traffic.fetch_add(1, Ordering::Relaxed);
-        }
+        this.wrote(&res, |&n| n > 0);
         res
     }
 
@@ -85,9 +127,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.traffic.fetch_add(1, Ordering::Relaxed);
-        }
+        this.wrote(&res, |&n| n > 0);
         res
     }
 
@@ -96,7 +136,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_flush(cx);
+        // A flush moves no bytes by itself; only its blocking matters.
+        this.wrote(&res, |_| false);
+        res
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -104,42 +148,75 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 }
 
-/// Fires when a counter has not moved for the timeout.
+/// Why a [`Watch`] fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// No byte moved either way for the idle timeout.
+    Idle,
+    /// Writes to the client have been blocked, with no byte written, for the send timeout.
+    SendStalled,
+}
+
+/// Fires when an [`Activity`] has been idle, or stalled on writing to the client, too long.
 #[derive(Debug)]
 pub struct Watch {
-    traffic: Arc<AtomicU64>,
-    last: u64,
-    quiet: u32,
+    activity: Arc<Activity>,
     ticks: Interval,
+    idle_ticks: u64,
+    send_ticks: u64,
+    last_moved: u64,
+    quiet: u64,
+    last_written: u64,
+    stalled: u64,
 }
 
 impl Watch {
-    /// Watches `traffic` with `timeout`.
-    pub fn new(traffic: Arc<AtomicU64>, timeout: Duration) -> Self {
-        let period = (timeout / TICKS).max(Duration::from_millis(1));
+    /// Watches `activity` for `idle` (no traffic) and `send` (client not reading) timeouts.
+    pub fn new(activity: Arc<Activity>, idle: Duration, send: Duration) -> Self {
+        let period = (idle.min(send) / TICKS).max(Duration::from_millis(1));
+        let ticks_of = |d: Duration| {
+            (d.as_nanos() / period.as_nanos().max(1))
+                .try_into()
+                .unwrap_or(u64::MAX)
+                .max(1)
+        };
         let mut ticks = interval_at(Instant::now() + period, period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
-            last: traffic.load(Ordering::Relaxed),
-            traffic,
-            quiet: 0,
+            last_moved: activity.moved.load(Ordering::Relaxed),
+            last_written: activity.written.load(Ordering::Relaxed),
+            activity,
             ticks,
+            idle_ticks: ticks_of(idle),
+            send_ticks: ticks_of(send),
+            quiet: 0,
+            stalled: 0,
         }
     }
 
-    /// Resolves once the counter stayed still for the whole timeout. Cancel-safe.
-    pub async fn expired(&mut self) {
+    /// Resolves when the connection has been idle or stalled for its timeout. Cancel-safe.
+    pub async fn expired(&mut self) -> Expiry {
         loop {
             self.ticks.tick().await;
-            let now = self.traffic.load(Ordering::Relaxed);
-            if now == self.last {
+            let moved = self.activity.moved.load(Ordering::Relaxed);
+            let written = self.activity.written.load(Ordering::Relaxed);
+            if moved == self.last_moved {
                 self.quiet += 1;
-                if self.quiet >= TICKS {
-                    return;
-                }
             } else {
-                self.last = now;
+                self.last_moved = moved;
                 self.quiet = 0;
+            }
+            if written == self.last_written && self.activity.write_blocked.load(Ordering::Relaxed) {
+                self.stalled += 1;
+            } else {
+                self.last_written = written;
+                self.stalled = 0;
+            }
+            if self.stalled >= self.send_ticks {
+                return Expiry::SendStalled;
+            }
+            if self.quiet >= self.idle_ticks {
+                return Expiry::Idle;
             }
         }
     }

@@ -49,6 +49,8 @@ pub struct RequestCtx {
     pub peer_ip: IpAddr,
     /// The client (the peer, or what a trusted proxy says); the peer until the client-IP phase.
     pub client_ip: IpAddr,
+    /// The peer is a trusted proxy (set by the client-IP phase): its `Forwarded` header is kept.
+    pub via_trusted_proxy: bool,
     /// The listener it arrived on.
     pub listener: Listener,
     /// The TLS version, when over TLS.
@@ -92,6 +94,7 @@ impl RequestCtx {
             start: Instant::now(),
             peer_ip: conn.peer.ip(),
             client_ip: conn.peer.ip(),
+            via_trusted_proxy: false,
             listener: conn.listener,
             tls: conn.tls_version,
             protocol,

@@ -101,6 +101,7 @@ impl OnClose for Finish {
         self.ctx.outcome = match stats.end {
             TunnelEnd::Closed | TunnelEnd::Error => Outcome::Websocket,
             TunnelEnd::Idle => Outcome::WebsocketIdle,
+            TunnelEnd::SendStalled => Outcome::SendTimeout,
             TunnelEnd::Shutdown => Outcome::WebsocketShutdown,
             TunnelEnd::NotUpgraded => Outcome::ClientClosed,
         };
@@ -143,6 +144,9 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, T::Error>>> {
         let this = &mut *self;
         let res = Pin::new(&mut this.inner).poll_frame(cx);
+        crate::io::stream_stall::body_polled(
+            matches!(&res, Poll::Ready(Some(Ok(f))) if f.is_data()),
+        );
         match &res {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(data), Some(finish)) = (frame.data_ref(), this.finish.as_mut()) {

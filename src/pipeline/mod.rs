@@ -1,6 +1,7 @@
 //! One request's way through the edge, as a list of named phases over one context, in the spirit
 //! of Pingora's `ProxyHttp`:
 //!
+//! 0. [`phases::validate`]: requests the HTTP RFCs say to refuse (`400`, `501`), `OPTIONS *`;
 //! 1. [`phases::own_endpoints`]: the edge's health endpoint (never limited);
 //! 2. [`phases::redirect`]: on the plain listener, when TLS is terminated here, the redirect;
 //! 3. [`phases::client_ip`]: the client (the peer, or what a trusted proxy says);
@@ -26,7 +27,6 @@ pub mod route;
 mod tests;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
@@ -46,6 +46,23 @@ use ctx::RequestCtx;
 use filters::Filters;
 use logging::{Finish, Logged, Sink};
 
+/// A request answered without reading its body: on HTTP/1.x the body is drained in the
+/// background (bounded), so that a client still sending reads the answer, not a reset. Not
+/// with `Expect: 100-continue`: the client waits for the answer before sending, and reading
+/// would tell it to go on.
+fn linger_unread<B>(req: Request<B>)
+where
+    B: Body + Send + Unpin + 'static,
+{
+    let expects = req
+        .headers()
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if req.version() != http::Version::HTTP_2 && !expects {
+        crate::body::linger(req.into_body());
+    }
+}
+
 /// The response body: Mattermost's, streamed, or a short one made at the edge; logged at its end.
 pub type ResponseBody<B> = Logged<Either<PooledBody<RequestBody<B>>, LocalBody>>;
 
@@ -57,7 +74,7 @@ pub struct Pipeline<B> {
     filters: Filters,
     /// When TLS is terminated here: the site's origin, where the plain listener redirects.
     redirect_to: Option<Arc<str>>,
-    websocket_idle: Duration,
+    tunnel_timeouts: tunnel::Timeouts,
     shutdown: Shutdown,
     sink: Arc<dyn Sink>,
 }
@@ -88,7 +105,10 @@ impl<B> Pipeline<B> {
             redirect_to: settings
                 .terminates_tls()
                 .then(|| Arc::from(settings.site.origin.as_str())),
-            websocket_idle: settings.server.websocket_idle_timeout,
+            tunnel_timeouts: tunnel::Timeouts {
+                idle: settings.server.websocket_idle_timeout,
+                send: settings.server.send_timeout,
+            },
             shutdown,
             sink,
         })
@@ -103,13 +123,17 @@ impl<B> Pipeline<B> {
 impl<B> Pipeline<B>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
+    RequestBody<B>: Default,
     B::Error: Into<BoxError>,
 {
     /// Answers one request: never fails, errors become 4xx/5xx responses.
     pub async fn handle(&self, conn: &ConnInfo, req: Request<B>) -> Response<ResponseBody<B>> {
         let mut finish = Finish::new(RequestCtx::start(conn, &req), self.sink.clone());
         let (mut resp, tunnel) = match self.request_filter(&mut finish, &req).await {
-            Err(answer) => (self.answer(&mut finish, answer), None),
+            Err(answer) => {
+                linger_unread(req);
+                (self.answer(&mut finish, answer), None)
+            }
             Ok(()) => match self.forward(conn, &mut finish, req).await {
                 Ok(pair) => pair,
                 Err(e) => (self.answer(&mut finish, Answer::Error(e)), None),
@@ -120,11 +144,16 @@ where
         finish.status = Some(resp.status());
         match tunnel {
             Some((client, upstream)) => {
+                let permit = match resp.body_mut() {
+                    Either::Left(pooled) => pooled.take_permit(),
+                    Either::Right(_) => None,
+                };
                 // The session is logged when the tunnel closes.
                 tunnel::spawn(
                     client,
                     upstream,
-                    self.websocket_idle,
+                    self.tunnel_timeouts,
+                    permit,
                     self.shutdown.clone(),
                     finish,
                 );
@@ -136,6 +165,7 @@ where
 
     /// Phases 1-6, in order: the first that answers ends the request.
     async fn request_filter(&self, ctx: &mut RequestCtx, req: &Request<B>) -> Result<(), Answer> {
+        phases::validate(ctx, req)?;
         phases::own_endpoints(ctx, req)?;
         if let (Listener::Http, Some(origin)) = (ctx.listener, &self.redirect_to) {
             return Err(phases::redirect(origin, req));
@@ -163,7 +193,9 @@ where
     > {
         let server = self.forward.pick();
         ctx.upstream = u16::try_from(server).ok();
-        let prepared = self.forward.prepare(conn, ctx.client_ip, req);
+        let prepared = self
+            .forward
+            .prepare(conn, ctx.client_ip, ctx.via_trusted_proxy, req);
         ctx.bytes_in = prepared.bytes_in;
         let mut resp = self.forward.send(server, prepared.request).await?;
         ctx.upstream_us = Some(u32::try_from(ctx.start.elapsed().as_micros()).unwrap_or(u32::MAX));

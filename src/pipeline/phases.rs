@@ -13,6 +13,27 @@ use crate::edge::endpoints::{self, Endpoint};
 use crate::edge::rate_limit::{BucketStore, Decision, RateLimiter};
 use crate::proxy::headers::content_length;
 
+/// Requests RFC 9112 and RFC 9113 say to refuse, refused before anything else: two `Host`
+/// headers, an HTTP/1.1 request without `Host`, a target that is not a path (`GET echo`), and
+/// `CONNECT` (which would be forwarded as a request for `/`). `OPTIONS *` is answered here.
+pub fn validate<B>(_ctx: &mut RequestCtx, req: &Request<B>) -> Result<(), Answer> {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Err(EdgeError::BadRequest("more than one Host header").into());
+    }
+    if hosts == 0 && req.version() == http::Version::HTTP_11 && req.uri().authority().is_none() {
+        return Err(EdgeError::BadRequest("HTTP/1.1 request without a Host header").into());
+    }
+    if req.method() == Method::CONNECT {
+        return Err(EdgeError::NotImplemented.into());
+    }
+    match req.uri().path_and_query().map(|p| p.as_str()) {
+        Some("*") if req.method() == Method::OPTIONS => Err(Answer::ServerOptions),
+        Some(p) if p.starts_with('/') => Ok(()),
+        _ => Err(EdgeError::BadRequest("the request target is not a path").into()),
+    }
+}
+
 /// The edge's own endpoints (health), before anything else: never limited, never forwarded.
 pub fn own_endpoints<B>(_ctx: &mut RequestCtx, req: &Request<B>) -> Result<(), Answer> {
     match endpoints::lookup(req.uri().path()) {
@@ -44,6 +65,7 @@ pub fn redirect<B>(origin: &str, req: &Request<B>) -> Answer {
 /// Who the client is: the peer, or what a trusted proxy says.
 pub fn client_ip<B>(policy: &ClientIp, ctx: &mut RequestCtx, req: &Request<B>) {
     ctx.client_ip = policy.resolve(ctx.peer_ip, req.headers());
+    ctx.via_trusted_proxy = policy.trusts(ctx.peer_ip);
 }
 
 /// CORS preflights are answered here (never limited, never forwarded); other requests remember

@@ -65,7 +65,7 @@ fn conn(listener: Listener) -> ConnInfo {
 }
 
 fn get(path: &str, headers: &[(&str, &str)]) -> Request<Req> {
-    let mut b = Request::builder().uri(path);
+    let mut b = Request::builder().uri(path).header("host", "localhost");
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
@@ -158,6 +158,7 @@ async fn preflights_are_never_limited_and_429_carries_cors_and_rate_headers() {
     assert_eq!(body(refused).await, crate::answer::RATE_LIMITED_BODY);
     for _ in 0..3 {
         let pre = Request::builder()
+            .header("host", "localhost")
             .method("OPTIONS")
             .uri("/api/v4/x")
             .header("origin", "https://app.example")
@@ -174,6 +175,23 @@ async fn preflights_are_never_limited_and_429_carries_cors_and_rate_headers() {
         assert!(resp.headers().get("x-ratelimit-limit").is_none());
         body(resp).await;
     }
+}
+
+#[tokio::test]
+async fn requests_the_rfcs_refuse_come_first() {
+    let h = harness(&[]);
+    let no_host = Request::builder()
+        .uri(endpoints::HEALTH_PATH)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = send(&h, Listener::Https, no_host).await;
+    assert_eq!(resp.status(), 400, "before the health endpoint");
+    let text = body(resp).await;
+    assert!(text.contains("without a Host header"), "{text}");
+    assert_eq!(
+        h.log.seen(),
+        [(Some(400), "bad_request", text.len() as u64)]
+    );
 }
 
 #[tokio::test]
@@ -235,6 +253,7 @@ async fn every_answer_is_logged_exactly_once() {
     assert_eq!(resp.status(), 502);
     body(resp).await;
     let big = Request::builder()
+        .header("host", "localhost")
         .method("POST")
         .uri("/api/v4/files")
         .header("content-length", "2048")

@@ -11,8 +11,9 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// `X-Forwarded-Host`.
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Hop-by-hop headers of RFC 9110 §7.6.1, plus the proxy-authentication pair of RFC 2616 §13.5.1.
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// Hop-by-hop headers of RFC 9110 §7.6.1, plus the proxy-authentication pair of RFC 2616 §13.5.1
+/// and `HTTP2-Settings` (RFC 7540 §3.2: an `h2c` upgrade must never reach Mattermost).
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -21,6 +22,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
     header::PROXY_AUTHENTICATE,
     header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// Removes hop-by-hop headers and every header named in `Connection`.
@@ -71,11 +73,15 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     })
 }
 
-/// Whether a request asks for a protocol upgrade (a WebSocket): HTTP/1.1 with `Upgrade` and
-/// `Connection: upgrade`.
+/// Whether a request asks for a WebSocket: HTTP/1.1 with `Upgrade: websocket` and
+/// `Connection: upgrade`. Any other upgrade (`h2c`, ...) is not one: its `Upgrade` header is
+/// removed like every hop-by-hop header, so nothing but a WebSocket can tunnel past the edge.
 pub fn is_upgrade<B>(req: &http::Request<B>) -> bool {
     req.version() == http::Version::HTTP_11
-        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
         && connection_has(req.headers(), "upgrade")
 }
 

@@ -75,22 +75,38 @@ impl<B> Forwarder<B> {
     }
 
     /// The request as Mattermost gets it: hop-by-hop headers removed (a WebSocket upgrade's
-    /// `Upgrade` kept), the forwarding headers set for `client_ip`, `Host` from `:authority` for
-    /// HTTP/2 clients, an origin-form URI, HTTP/1.1, the body cut at the body-size limit.
-    pub fn prepare(&self, conn: &ConnInfo, client_ip: IpAddr, mut req: Request<B>) -> Prepared<B>
+    /// `Upgrade` kept), the forwarding headers set for `client_ip` (a client's `Forwarded`
+    /// kept only from a trusted proxy), `Host` from the target's authority when it has one
+    /// (HTTP/2 `:authority`, HTTP/1.1 absolute form: RFC 9113 8.3.1, RFC 9112 3.2.2), an
+    /// origin-form URI, HTTP/1.1, the body cut at the body-size limit.
+    pub fn prepare(
+        &self,
+        conn: &ConnInfo,
+        client_ip: IpAddr,
+        trusted_peer: bool,
+        mut req: Request<B>,
+    ) -> Prepared<B>
     where
-        B: Body,
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
     {
         let upgrade = headers::is_upgrade(&req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let linger = req.version() != Version::HTTP_2;
         let (mut parts, body) = req.into_parts();
-        // HTTP/2 clients carry the host in :authority; Mattermost (HTTP/1.1) needs it in Host.
-        if !parts.headers.contains_key(header::HOST) {
-            if let Some(auth) = parts.uri.authority() {
+        if let Some(auth) = parts.uri.authority() {
+            let same = parts
+                .headers
+                .get(header::HOST)
+                .is_some_and(|h| h.as_bytes() == auth.as_str().as_bytes());
+            if !same {
                 if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
                     parts.headers.insert(header::HOST, v);
                 }
             }
+        }
+        if !trusted_peer {
+            parts.headers.remove(header::FORWARDED);
         }
         let upgrade_proto = if upgrade {
             parts.headers.remove(header::UPGRADE)
@@ -116,7 +132,7 @@ impl<B> Forwarder<B> {
             None => Uri::from_static("/"),
         };
         parts.version = Version::HTTP_11;
-        let (body, bytes_in) = RequestBody::new(body, self.max_body);
+        let (body, bytes_in) = RequestBody::new(body, self.max_body, linger);
         Prepared {
             request: Request::from_parts(parts, body),
             client_upgrade,
@@ -133,6 +149,7 @@ impl<B> Forwarder<B> {
 impl<B> Forwarder<B>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
+    RequestBody<B>: Default,
     B::Error: Into<BoxError>,
 {
     /// Sends a prepared request to server `i`, waiting up to the upstream timeout for the
@@ -158,6 +175,13 @@ where
     }
 
     fn classify(&self, i: usize, e: &UpstreamError, server: impl Fn() -> String) -> EdgeError {
+        if let UpstreamError::Busy(limit) = e {
+            warn!(upstream = %server(), error = %e, status = 503, "no connection to Mattermost left");
+            return EdgeError::UpstreamBusy {
+                server: server(),
+                limit: *limit,
+            };
+        }
         match RequestBodyError::find(e) {
             Some(RequestBodyError::TooLarge(limit)) => EdgeError::TooLarge { limit: *limit },
             Some(RequestBodyError::Client(cause)) => {

@@ -8,8 +8,9 @@ use hyper_util::rt::TokioIo;
 use tracing::debug;
 
 use crate::io::pump::pump;
-use crate::io::tracked::{Tracked, Watch};
+use crate::io::tracked::{Expiry, Side, Tracked, Watch};
 use crate::lifecycle::Shutdown;
+use crate::upstream::ConnPermit;
 
 /// How a tunnel ended, for whoever logs it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub enum TunnelEnd {
     Error,
     /// No traffic either way for the idle timeout.
     Idle,
+    /// The client took no byte for the send timeout.
+    SendStalled,
     /// The edge shut down.
     Shutdown,
     /// The upgrade did not complete on one side.
@@ -44,12 +47,23 @@ pub trait OnClose: Send + 'static {
     fn closed(self, stats: TunnelStats);
 }
 
+/// The tunnel's timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// No traffic either way.
+    pub idle: Duration,
+    /// The client takes no byte.
+    pub send: Duration,
+}
+
 /// Joins the client's and Mattermost's upgraded connections in a background task; `on_close`
-/// hears how it ended.
+/// hears how it ended. `permit` (the upstream connection's share of its server's limit) is held
+/// until then.
 pub fn spawn(
     client: OnUpgrade,
     upstream: OnUpgrade,
-    idle_timeout: Duration,
+    timeouts: Timeouts,
+    permit: Option<ConnPermit>,
     mut shutdown: Shutdown,
     on_close: impl OnClose,
 ) {
@@ -65,9 +79,11 @@ pub fn spawn(
                 return;
             }
         };
-        let (mut client, traffic) = Tracked::new(TokioIo::new(client));
-        let mut upstream = Tracked::with_counter(TokioIo::new(upstream), traffic.clone());
-        let mut idle = Watch::new(traffic, idle_timeout);
+        let _permit = permit;
+        let (mut client, activity) = Tracked::client(TokioIo::new(client));
+        let mut upstream =
+            Tracked::with_activity(TokioIo::new(upstream), activity.clone(), Side::Upstream);
+        let mut watch = Watch::new(activity, timeouts.idle, timeouts.send);
         let mut copy = pump(&mut client, &mut upstream);
         let end = tokio::select! {
             res = &mut copy => match res {
@@ -77,10 +93,16 @@ pub fn spawn(
                     TunnelEnd::Error
                 }
             },
-            _ = idle.expired() => {
-                debug!(timeout = ?idle_timeout, "websocket tunnel idle, closed");
-                TunnelEnd::Idle
-            }
+            expiry = watch.expired() => match expiry {
+                Expiry::Idle => {
+                    debug!(timeout = ?timeouts.idle, "websocket tunnel idle, closed");
+                    TunnelEnd::Idle
+                }
+                Expiry::SendStalled => {
+                    debug!(timeout = ?timeouts.send, "websocket client took nothing for the send timeout, closed");
+                    TunnelEnd::SendStalled
+                }
+            },
             _ = shutdown.requested() => {
                 debug!("websocket tunnel closed for shutdown");
                 TunnelEnd::Shutdown

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -17,43 +17,66 @@ use super::Handler;
 use crate::config::Server;
 use crate::conn::{ConnInfo, Listener};
 use crate::io::coalesce::Coalesce;
-use crate::io::tracked::{Tracked, Watch};
+use crate::io::stream_stall::StreamExecutor;
+use crate::io::tracked::{Expiry, Tracked, Watch};
 use crate::lifecycle::Shutdown;
 
 /// HTTP/2: how often an idle connection is pinged, and how long the answer may take.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
-/// HTTP/2: streams a client may have open at once on one connection.
+/// HTTP/2: streams a client may have open at once on one connection (each holds at most one
+/// connection to Mattermost, so this also bounds a client connection's upstream connections).
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 256;
+/// HTTP/2: response bytes buffered per stream beyond what the client's window lets through.
+pub const H2_MAX_SEND_BUF: usize = 64 * 1024;
+/// HTTP/2: streams the client may reset before the edge accepts them, before the connection is
+/// closed (the rapid-reset attack, CVE-2023-44487).
+pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// HTTP/2: streams the edge may reset for protocol errors before it closes the connection.
+pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
+/// HTTP/2 and HTTP/1.1: largest request head (all header names and values), bytes.
+pub const MAX_HEADER_BYTES: u32 = 64 * 1024;
+/// HTTP/1.1: most header lines in a request head (more gets `431`).
+pub const H1_MAX_HEADERS: usize = 128;
+/// HTTP/1.1: the connection's read buffer, which bounds a request head's size.
+pub const H1_MAX_BUF: usize = 128 * 1024;
 
 /// Connection settings shared by every connection.
 #[derive(Debug)]
 pub struct Serve {
-    builder: auto::Builder<TokioExecutor>,
+    builder: auto::Builder<StreamExecutor>,
     handshake_timeout: Duration,
     keepalive_timeout: Duration,
+    send_timeout: Duration,
     shutdown: Shutdown,
 }
 
 impl Serve {
     /// HTTP/1.1 and HTTP/2 settings from the `[server]` settings.
     pub fn new(cfg: &Server, shutdown: Shutdown) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(StreamExecutor::new(cfg.send_timeout));
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(cfg.client_header_timeout)
+            .max_headers(H1_MAX_HEADERS)
+            .max_buf_size(H1_MAX_BUF)
             .keep_alive(true);
         builder
             .http2()
             .timer(TokioTimer::new())
             .keep_alive_interval(H2_PING_INTERVAL)
             .keep_alive_timeout(H2_PING_TIMEOUT)
-            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_send_buf_size(H2_MAX_SEND_BUF)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+            .max_header_list_size(MAX_HEADER_BYTES);
         Self {
             builder,
             handshake_timeout: cfg.client_header_timeout,
             keepalive_timeout: cfg.keepalive_timeout,
+            send_timeout: cfg.send_timeout,
             shutdown,
         }
     }
@@ -67,9 +90,11 @@ impl Serve {
         tls: Option<TlsAcceptor>,
         handler: Arc<H>,
     ) {
+        // The tracker sits right on the socket: it sees every byte that really moves.
+        let (stream, activity) = Tracked::client(stream);
         let Some(acceptor) = tls else {
             let conn = ConnInfo::new(peer, role, None);
-            return self.http(stream, conn, handler).await;
+            return self.http(stream, activity, conn, handler).await;
         };
         match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
@@ -78,9 +103,10 @@ impl Serve {
                 let h2 = session.alpn_protocol() == Some(b"h2");
                 let conn = ConnInfo::new(peer, role, version);
                 if h2 {
-                    self.http(Coalesce::new(stream), conn, handler).await
+                    self.http(Coalesce::new(stream), activity, conn, handler)
+                        .await
                 } else {
-                    self.http(stream, conn, handler).await
+                    self.http(stream, activity, conn, handler).await
                 }
             }
             Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
@@ -88,12 +114,16 @@ impl Serve {
         }
     }
 
-    async fn http<IO, H>(&self, io: IO, conn: ConnInfo, handler: Arc<H>)
-    where
+    async fn http<IO, H>(
+        &self,
+        io: IO,
+        activity: Arc<crate::io::tracked::Activity>,
+        conn: ConnInfo,
+        handler: Arc<H>,
+    ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         H: Handler,
     {
-        let (io, traffic) = Tracked::new(io);
         let peer = conn.peer;
         // One reference count per request for both the handler and the connection facts.
         let ctx = Arc::new((handler, conn));
@@ -108,7 +138,7 @@ impl Serve {
             .builder
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
-        let mut idle = Watch::new(traffic, self.keepalive_timeout);
+        let mut watch = Watch::new(activity, self.keepalive_timeout, self.send_timeout);
         let mut shutdown = self.shutdown.clone();
         let mut closing = false;
         loop {
@@ -119,11 +149,19 @@ impl Serve {
                     }
                     return;
                 }
-                _ = idle.expired(), if !closing => {
-                    debug!(%peer, "idle connection closed");
-                    closing = true;
-                    connection.as_mut().graceful_shutdown();
-                }
+                expiry = watch.expired() => match expiry {
+                    Expiry::SendStalled => {
+                        // The client stopped reading: a graceful close would wait on it forever.
+                        debug!(%peer, timeout = ?self.send_timeout, "client took no response byte for the send timeout: connection closed");
+                        return;
+                    }
+                    Expiry::Idle if !closing => {
+                        debug!(%peer, "idle connection closed");
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    Expiry::Idle => {}
+                },
                 _ = shutdown.requested(), if !closing => {
                     closing = true;
                     connection.as_mut().graceful_shutdown();

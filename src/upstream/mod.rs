@@ -14,7 +14,7 @@ use crate::config::Upstream;
 pub mod pool;
 
 use pool::ServerPool;
-pub use pool::{PooledBody, UpstreamError};
+pub use pool::{ConnPermit, PooledBody, UpstreamError};
 
 /// The Mattermost servers; `B` is the request body type sent to them.
 #[derive(Debug)]
@@ -40,6 +40,7 @@ impl<B> Upstreams<B> {
                     s.authority.to_string(),
                     cfg.connect_timeout,
                     cfg.idle_timeout,
+                    cfg.max_connections,
                 ))
             })
             .collect();
@@ -92,7 +93,7 @@ impl<B> Upstreams<B> {
 
 impl<B> Upstreams<B>
 where
-    B: Body + Send + 'static,
+    B: Body + Default + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {

@@ -4,21 +4,32 @@
 //! least likely to have been closed by Mattermost), and gives it back when its response body has
 //! been read to the end, from the body itself, so no task is spawned per request and no pool key
 //! is hashed (hyper-util's legacy client does both; measured in bench (a)).
+//!
+//! Every connection, idle, busy or carrying a WebSocket tunnel, holds one of the server's
+//! `max_connections` permits; a request that needs a new connection when none is left waits for
+//! one up to the connect timeout, then fails as [`UpstreamError::Busy`].
+//!
+//! A kept-alive connection that Mattermost closed just as it was reused fails the request before
+//! any response byte; such a request is sent once more on a fresh connection when that cannot
+//! repeat anything: it was not sent at all, or it is idempotent (GET, HEAD, OPTIONS, PUT,
+//! DELETE) with no body. A body already streamed is never sent twice.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::body::{Body, Frame, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::debug;
 
 use crate::body::BoxError;
@@ -34,6 +45,9 @@ pub enum UpstreamError {
     /// No TCP connection could be made (refused, unreachable, timed out).
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
+    /// Every connection the server may have is in use, for the whole connect timeout.
+    #[error("all {0} connections to the server are in use")]
+    Busy(usize),
     /// The connection failed while sending the request or reading the response head.
     #[error(transparent)]
     Http(#[from] hyper::Error),
@@ -46,38 +60,68 @@ impl UpstreamError {
     }
 }
 
+/// A connection's share of the server's connection limit; released when the connection goes.
+#[derive(Debug)]
+pub struct ConnPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// A connection to the server with its permit.
+#[derive(Debug)]
+struct Conn<B> {
+    sender: Sender<B>,
+    permit: ConnPermit,
+}
+
 /// The idle connections to one server; `B` is the request body type sent.
 #[derive(Debug)]
 pub struct ServerPool<B> {
     addr: String,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    idle: Mutex<VecDeque<(Sender<B>, Instant)>>,
+    max_connections: usize,
+    permits: Arc<Semaphore>,
+    /// Requests waiting for a permit: connections coming back then close instead of idling.
+    waiting: AtomicUsize,
+    idle: Mutex<VecDeque<(Conn<B>, Instant)>>,
 }
 
 impl<B> ServerPool<B> {
-    /// A pool for `addr` (`host:port`).
-    pub fn new(addr: String, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    /// A pool for `addr` (`host:port`) of at most `max_connections` connections.
+    pub fn new(
+        addr: String,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_connections: usize,
+    ) -> Self {
+        let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             addr,
             connect_timeout,
             idle_timeout,
+            max_connections,
+            permits: Arc::new(Semaphore::new(max_connections)),
+            waiting: AtomicUsize::new(0),
             idle: Mutex::new(VecDeque::new()),
         }
     }
 
-    fn take_idle(&self) -> Option<Sender<B>> {
+    /// Connections open now (idle, busy and tunnels).
+    pub fn open_connections(&self) -> usize {
+        self.max_connections - self.permits.available_permits()
+    }
+
+    fn take_idle(&self) -> Option<Conn<B>> {
         let mut idle = self.idle.lock();
-        while let Some((sender, since)) = idle.pop_back() {
-            if !sender.is_closed() && since.elapsed() < self.idle_timeout {
-                return Some(sender);
+        while let Some((conn, since)) = idle.pop_back() {
+            if !conn.sender.is_closed() && since.elapsed() < self.idle_timeout {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn put_back(&self, sender: Sender<B>) {
-        if sender.is_closed() {
+    fn put_back(&self, conn: Conn<B>) {
+        if conn.sender.is_closed() || self.waiting.load(Ordering::Relaxed) > 0 {
+            // Closed, or someone waits for a permit: let this one go so they get it.
             return;
         }
         let now = Instant::now();
@@ -90,7 +134,7 @@ impl<B> ServerPool<B> {
                 break;
             }
         }
-        idle.push_back((sender, now));
+        idle.push_back((conn, now));
     }
 }
 
@@ -100,39 +144,78 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    /// Sends `req` (origin-form URI, Host set) on an idle connection or a new one. A request
-    /// that an idle connection turned out unable to take is retried on another connection.
+    /// Sends `req` (origin-form URI, Host set) on an idle connection or a new one; see the
+    /// module documentation for when it is sent a second time.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<B>,
-    ) -> Result<Response<PooledBody<B>>, UpstreamError> {
+    ) -> Result<Response<PooledBody<B>>, UpstreamError>
+    where
+        B: Default,
+    {
+        let mut retried = false;
         loop {
-            let (mut sender, reused) = match self.take_idle() {
-                Some(s) => (s, true),
+            let (mut conn, reused) = match self.take_idle() {
+                Some(c) => (c, true),
                 None => (self.connect().await?, false),
             };
-            if let Err(e) = sender.ready().await {
+            if let Err(e) = conn.sender.ready().await {
                 if reused {
                     continue;
                 }
                 return Err(e.into());
             }
-            match sender.try_send_request(req).await {
+            // A repeat costs a copy of the head, made only where a repeat can happen.
+            let again = (reused && !retried && repeatable(&req)).then(|| head_of(&req));
+            match conn.sender.try_send_request(req).await {
                 Ok(resp) => {
                     // An upgraded connection becomes the tunnel; it never returns to the pool.
-                    let ret = (resp.status() != StatusCode::SWITCHING_PROTOCOLS)
-                        .then(|| (sender, self.clone()));
-                    return Ok(resp.map(|inner| PooledBody { inner, ret }));
+                    let reusable = resp.status() != StatusCode::SWITCHING_PROTOCOLS;
+                    let ret = Some((conn, self.clone()));
+                    return Ok(resp.map(|inner| PooledBody {
+                        inner,
+                        ret,
+                        reusable,
+                    }));
                 }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(e.into_error().into()),
-                },
+                Err(mut e) => {
+                    if let Some(unsent) = e.take_message() {
+                        if reused {
+                            req = unsent;
+                            continue;
+                        }
+                        return Err(e.into_error().into());
+                    }
+                    let err = e.into_error();
+                    match again {
+                        Some(head) if stale(&err) => {
+                            debug!(error = %err, "kept-alive upstream connection was closed; sending once more on a fresh one");
+                            retried = true;
+                            req = head.with_body(B::default());
+                        }
+                        _ => return Err(err.into()),
+                    }
+                }
             }
         }
     }
 
-    async fn connect(&self) -> Result<Sender<B>, UpstreamError> {
+    async fn permit(&self) -> Result<ConnPermit, UpstreamError> {
+        if let Ok(p) = self.permits.clone().try_acquire_owned() {
+            return Ok(ConnPermit(p));
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let got =
+            tokio::time::timeout(self.connect_timeout, self.permits.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        match got {
+            Ok(Ok(p)) => Ok(ConnPermit(p)),
+            _ => Err(UpstreamError::Busy(self.max_connections)),
+        }
+    }
+
+    async fn connect(&self) -> Result<Conn<B>, UpstreamError> {
+        let permit = self.permit().await?;
         let stream = match tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect(&self.addr),
@@ -161,7 +244,59 @@ where
                 debug!(error = %e, "upstream connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok(Conn { sender, permit })
+    }
+}
+
+/// Whether a request can be sent once more after its connection failed: idempotent, no body.
+fn repeatable<B: Body>(req: &Request<B>) -> bool {
+    matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    ) && req.body().is_end_stream()
+}
+
+/// Whether an error means the server closed the connection before answering.
+fn stale(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() || e.is_canceled() {
+        return true;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return matches!(io.kind(), ConnectionReset | ConnectionAborted | BrokenPipe);
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// A request's head, to send it again.
+struct Head {
+    method: Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+}
+
+impl Head {
+    fn with_body<B>(self, body: B) -> Request<B> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers;
+        req
+    }
+}
+
+fn head_of<B>(req: &Request<B>) -> Head {
+    Head {
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        version: req.version(),
+        headers: req.headers().clone(),
     }
 }
 
@@ -169,7 +304,16 @@ where
 #[derive(Debug)]
 pub struct PooledBody<B> {
     inner: Incoming,
-    ret: Option<(Sender<B>, Arc<ServerPool<B>>)>,
+    ret: Option<(Conn<B>, Arc<ServerPool<B>>)>,
+    reusable: bool,
+}
+
+impl<B> PooledBody<B> {
+    /// For a `101 Switching Protocols`: the connection becomes a tunnel and never returns to
+    /// the pool; its permit goes with the tunnel (hold it until the tunnel closes).
+    pub fn take_permit(&mut self) -> Option<ConnPermit> {
+        self.ret.take().map(|(conn, _)| conn.permit)
+    }
 }
 
 impl<B> Body for PooledBody<B>
@@ -187,8 +331,10 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let res = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(None) = res {
-            if let Some((sender, pool)) = self.ret.take() {
-                pool.put_back(sender);
+            if let Some((conn, pool)) = self.ret.take() {
+                if self.reusable {
+                    pool.put_back(conn);
+                }
             }
         }
         res
@@ -206,9 +352,9 @@ where
 impl<B> Drop for PooledBody<B> {
     fn drop(&mut self) {
         // A body dropped unread leaves the connection mid-message: it cannot be reused.
-        if let Some((sender, pool)) = self.ret.take() {
-            if self.inner.is_end_stream() {
-                pool.put_back(sender);
+        if let Some((conn, pool)) = self.ret.take() {
+            if self.reusable && self.inner.is_end_stream() {
+                pool.put_back(conn);
             }
         }
     }

@@ -38,6 +38,13 @@ pub struct Backend {
 struct State {
     requests: AtomicUsize,
     connections: AtomicUsize,
+    /// Connections that have ended.
+    closed: AtomicUsize,
+    /// Requests to /api/v4/hold waiting now, and the most ever waiting at once.
+    held_now: AtomicUsize,
+    held_max: AtomicUsize,
+    /// Signalled whenever a counter above changes.
+    changed: tokio::sync::Notify,
     held: mpsc::UnboundedSender<()>,
     release: watch::Sender<bool>,
 }
@@ -54,6 +61,10 @@ impl Backend {
         let state = Arc::new(State {
             requests: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            closed: AtomicUsize::new(0),
+            held_now: AtomicUsize::new(0),
+            held_max: AtomicUsize::new(0),
+            changed: tokio::sync::Notify::new(),
             held: held_tx,
             release,
         });
@@ -64,8 +75,10 @@ impl Backend {
                     continue;
                 };
                 st.connections.fetch_add(1, Ordering::SeqCst);
+                st.changed.notify_waiters();
                 let st = st.clone();
                 tokio::spawn(async move {
+                    let closed_by = st.clone();
                     let svc = service_fn(move |req| {
                         let st = st.clone();
                         async move {
@@ -79,6 +92,8 @@ impl Backend {
                         .serve_connection(TokioIo::new(stream), svc)
                         .with_upgrades()
                         .await;
+                    closed_by.closed.fetch_add(1, Ordering::SeqCst);
+                    closed_by.changed.notify_waiters();
                 });
             }
         });
@@ -103,6 +118,49 @@ impl Backend {
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections that have ended so far (the edge closed or released them).
+    pub fn closed(&self) -> usize {
+        self.state.closed.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.connections() - self.closed()
+    }
+
+    /// Most requests to /api/v4/hold ever waiting at once.
+    pub fn held_max(&self) -> usize {
+        self.state.held_max.load(Ordering::SeqCst)
+    }
+
+    /// Requests to /api/v4/hold waiting now.
+    pub fn held_now(&self) -> usize {
+        self.state.held_now.load(Ordering::SeqCst)
+    }
+
+    /// Waits (bounded by PATIENCE) until `cond` holds for this backend's counters.
+    pub async fn wait_until(&self, what: &str, cond: impl Fn(&Backend) -> bool) {
+        let waited = tokio::time::timeout(super::PATIENCE, async {
+            loop {
+                let changed = self.state.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if cond(self) {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "backend never reached: {what} (connections {}, closed {}, held {})",
+            self.connections(),
+            self.closed(),
+            self.held_now()
+        );
     }
 
     /// Waits until a request to /api/v4/hold has arrived.
@@ -167,6 +225,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     st.requests.fetch_add(1, Ordering::SeqCst);
+    st.changed.notify_waiters();
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/api/v4/system/ping" => json(serde_json::json!({"status": "OK"})),
@@ -225,7 +284,19 @@ async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
             r
         }
         "/api/v4/hold" => {
+            /// Counts the request as held until it answers or is abandoned.
+            struct Held(Arc<State>);
+            impl Drop for Held {
+                fn drop(&mut self) {
+                    self.0.held_now.fetch_sub(1, Ordering::SeqCst);
+                    self.0.changed.notify_waiters();
+                }
+            }
             let mut release = st.release.subscribe();
+            let now = st.held_now.fetch_add(1, Ordering::SeqCst) + 1;
+            st.held_max.fetch_max(now, Ordering::SeqCst);
+            let _held = Held(st.clone());
+            st.changed.notify_waiters();
             let _ = st.held.send(());
             let _ = release.wait_for(|r| *r).await;
             full(StatusCode::OK, "released")

@@ -20,6 +20,8 @@ pub struct Server {
     pub client_header_timeout: Duration,
     /// Idle client connection timeout.
     pub keepalive_timeout: Duration,
+    /// How long a client may take no response byte.
+    pub send_timeout: Duration,
     /// Idle WebSocket tunnel timeout.
     pub websocket_idle_timeout: Duration,
     /// Drain time on shutdown.
@@ -33,6 +35,7 @@ pub struct File {
     workers: F<Threads>,
     client_header_timeout: F<PositiveDur>,
     keepalive_timeout: F<PositiveDur>,
+    send_timeout: F<PositiveDur>,
     websocket_idle_timeout: F<PositiveDur>,
     shutdown_grace: F<Dur>,
 }
@@ -49,6 +52,7 @@ impl Server {
             client_header_timeout: r
                 .take(&spec::CLIENT_HEADER_TIMEOUT, file.client_header_timeout)?,
             keepalive_timeout: r.take(&spec::KEEPALIVE_TIMEOUT, file.keepalive_timeout)?,
+            send_timeout: r.take(&spec::SEND_TIMEOUT, file.send_timeout)?,
             websocket_idle_timeout: r
                 .take(&spec::WEBSOCKET_IDLE_TIMEOUT, file.websocket_idle_timeout)?,
             shutdown_grace: r.take(&spec::SHUTDOWN_GRACE, file.shutdown_grace)?,

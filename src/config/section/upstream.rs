@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::super::layers::Resolver;
 use super::super::spec;
-use super::super::value::{Dur, PositiveDur, Servers, UpstreamServer};
+use super::super::value::{Connections, Dur, PositiveDur, Servers, UpstreamServer};
 use super::super::ConfigError;
 use super::F;
 
@@ -23,6 +23,8 @@ pub struct Upstream {
     pub idle_timeout: Duration,
     /// How long a server that refused a connection is skipped.
     pub fail_timeout: Duration,
+    /// Most connections to each server.
+    pub max_connections: usize,
 }
 
 /// `[upstream]` in the TOML file.
@@ -34,6 +36,7 @@ pub struct File {
     connect_timeout: F<PositiveDur>,
     idle_timeout: F<PositiveDur>,
     fail_timeout: F<Dur>,
+    max_connections: F<Connections>,
 }
 
 impl Upstream {
@@ -45,6 +48,9 @@ impl Upstream {
             connect_timeout: r.take(&spec::UPSTREAM_CONNECT_TIMEOUT, file.connect_timeout)?,
             idle_timeout: r.take(&spec::UPSTREAM_IDLE_TIMEOUT, file.idle_timeout)?,
             fail_timeout: r.take(&spec::UPSTREAM_FAIL_TIMEOUT, file.fail_timeout)?,
+            max_connections: r
+                .take(&spec::UPSTREAM_MAX_CONNECTIONS, file.max_connections)?
+                .get(),
         })
     }
 }
