@@ -21,12 +21,15 @@ WORKLOADS = {
     "c": "(c) HTTP/2, 16 conns x 16 streams",
     "d": "(d) idle WSS connections",
     "e": "(e) rate limiter on vs off, workload (a)",
+    "f": "(f) flood of idle HTTPS connections, then closed",
 }
 PROXIES = ["nginx", "haproxy", "mm-edge"]
 # (workload, reference proxy, max ratio of mm-edge / reference CPU per request)
 CPU_TARGETS = {"a": ("nginx", 0.75), "b": ("nginx", 0.90), "c": ("haproxy", 1.0)}
 WSS_TARGET_KB = 10.0
 LIMITER_TARGET_PCT = 3.0
+# RSS 60 s after a flood closed, at most this many times the idle RSS before it.
+FLOOD_TARGET_X = 2.0
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
@@ -121,6 +124,14 @@ def cmd_record(a) -> None:
         summary = (f"{rec['requests']} req, {rec['rps']:.0f} req/s, "
                    f"p99 {fmt(rec['p99_ms'], 2)} ms, CPU {fmt(rec['cpu_us_per_req'], 1)} us/req, "
                    f"errors {rec['errors']}")
+    elif a.workload == "f":
+        rec["rss_before_kb"] = a.rss_before
+        rec["rss_peak_kb"] = a.rss_peak
+        rec["rss_after_kb"] = a.rss_after
+        rec["after_x_idle"] = a.rss_after / a.rss_before if a.rss_before else None
+        summary = (f"{rec['conns']} idle HTTPS open ({rec['errors']} failed), RSS idle {a.rss_before} KB, "
+                   f"flood {a.rss_peak} KB, 60 s after {a.rss_after} KB "
+                   f"({fmt(rec['after_x_idle'], 2)}x idle)")
     else:
         rec["rss_before_kb"] = a.rss_before
         rec["rss_after_kb"] = a.rss_after
@@ -140,6 +151,10 @@ def fmt(v, digits=1) -> str:
     if digits == 0 or abs(v) >= 1000:
         return f"{v:,.0f}"
     return f"{v:.{digits}f}"
+
+
+def fmt_mb(kb) -> str:
+    return "-" if kb is None else f"{kb / 1024:.1f}"
 
 
 def median(values):
@@ -233,6 +248,15 @@ def cmd_table(a) -> None:
             line += (f" | {fmt(rn, 2)}x | {fmt(rh, 2)}x | <= {WSS_TARGET_KB:.0f} KB/conn | {met}"
                      .replace("-x", "-"))
         out.append(line + " |")
+    if any(by.get((p, "f")) for p in proxies):
+        cells = [f"{fmt_mb(med(p, 'f', 'rss_before_kb'))} / {fmt_mb(med(p, 'f', 'rss_peak_kb'))} / "
+                 f"{fmt_mb(med(p, 'f', 'rss_after_kb'))}" for p in proxies]
+        line = f"| {WORKLOADS['f']} | RSS MB idle / flood / 60 s after | " + " | ".join(cells)
+        if have_mm:
+            x = med("mm-edge", "f", "after_x_idle")
+            met = "-" if x is None else ("yes" if x <= FLOOD_TARGET_X else "**no**")
+            line += (f" | | | after <= {FLOOD_TARGET_X:.0f}x idle (measured {fmt(x, 2)}x) | {met}")
+        out.append(line + " |")
     if by.get(("mm-edge+limiter", "a")) and by.get(("mm-edge", "a")):
         on = med("mm-edge+limiter", "a", "cpu_us_per_req")
         off = med("mm-edge", "a", "cpu_us_per_req")
@@ -283,6 +307,7 @@ def main() -> None:
     r.add_argument("--clk-tck", type=int, default=100)
     r.add_argument("--rss-before", type=int, default=0)
     r.add_argument("--rss-after", type=int, default=0)
+    r.add_argument("--rss-peak", type=int, default=0)
     t = sub.add_parser("table")
     t.add_argument("--results", required=True)
     t.add_argument("--meta", required=True)

@@ -11,8 +11,12 @@ Prints one line "OPEN <ok> FAILED <failed> FIRST_ERROR <text>" once every
 connection has been attempted, then holds everything open until SIGTERM/SIGINT
 (or exits at once with --exit).
 
+With --mode http, each connection sends one keep-alive GET of --path and reads the
+whole response instead (idle HTTPS connections, for the flood workload).
+
 Usage: ws_idle.py --port P --conns N [--host 127.0.0.1] [--sni localhost]
                   [--ca cert.pem] [--path /api/v4/websocket] [--parallel 64]
+                  [--mode ws|http]
 """
 
 import argparse
@@ -32,7 +36,33 @@ class WsError(Exception):
     pass
 
 
+async def open_http(args, ctx, held, timeout):
+    """One keep-alive HTTPS request, its response read whole, then the connection left idle."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(args.host, args.port, ssl=ctx, server_hostname=args.sni),
+        timeout,
+    )
+    try:
+        writer.write(f"GET {args.path} HTTP/1.1\r\nHost: {args.sni}\r\n\r\n".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        status = head.split(b"\r\n", 1)[0]
+        if b" 200" not in status:
+            raise WsError(f"status line {status!r}")
+        length = 0
+        for line in head.lower().split(b"\r\n"):
+            if line.startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await asyncio.wait_for(reader.readexactly(length), timeout)
+    except BaseException:
+        writer.close()
+        raise
+    held.append(writer)
+
+
 async def open_one(args, ctx, held, timeout):
+    if args.mode == "http":
+        return await open_http(args, ctx, held, timeout)
     key = base64.b64encode(os.urandom(16))
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(args.host, args.port, ssl=ctx, server_hostname=args.sni),
@@ -78,6 +108,8 @@ async def main() -> int:
     ap.add_argument("--parallel", type=int, default=64)
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--exit", action="store_true", help="exit right after reporting")
+    ap.add_argument("--mode", choices=["ws", "http"], default="ws",
+                    help="ws: WebSocket tunnels; http: one HTTPS request each, then idle keep-alive")
     args = ap.parse_args()
 
     ctx = ssl.create_default_context(cafile=args.ca) if args.ca else ssl._create_unverified_context()

@@ -90,6 +90,8 @@ pub enum Answer {
     Preflight(HeaderMap),
     /// `OPTIONS *`: what the server supports (`200` with `Allow`).
     ServerOptions,
+    /// The metrics listener's `GET /metrics`: the text exposition.
+    Metrics(String),
     /// The plain listener's redirect to the site URL: `301` (GET/HEAD) or `308` (other methods,
     /// which keep method and body).
     Redirect {
@@ -114,6 +116,9 @@ pub enum EdgeError {
     /// The request cannot be forwarded as sent (400).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// Nothing there (the metrics listener's other paths) (404).
+    #[error("not found")]
+    NotFound,
     /// The method cannot be proxied (`CONNECT`) (501).
     #[error("method not implemented")]
     NotImplemented,
@@ -168,6 +173,7 @@ impl EdgeError {
         match self {
             EdgeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             EdgeError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            EdgeError::NotFound => StatusCode::NOT_FOUND,
             EdgeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             EdgeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             EdgeError::UpstreamRefused { .. } | EdgeError::UpstreamProtocol { .. } => {
@@ -183,7 +189,9 @@ impl EdgeError {
     /// The outcome in logs and metrics.
     pub fn outcome(&self) -> Outcome {
         match self {
-            EdgeError::BadRequest(_) | EdgeError::NotImplemented => Outcome::BadRequest,
+            EdgeError::BadRequest(_) | EdgeError::NotImplemented | EdgeError::NotFound => {
+                Outcome::BadRequest
+            }
             EdgeError::TooLarge { .. } => Outcome::TooLarge,
             EdgeError::RateLimited { .. } => Outcome::RateLimited,
             EdgeError::UpstreamRefused { .. } => Outcome::UpstreamRefused,
@@ -199,6 +207,7 @@ impl EdgeError {
     fn body(&self) -> Bytes {
         match self {
             EdgeError::BadRequest(why) => format!("mm-edge: bad request: {why}\n").into(),
+            EdgeError::NotFound => Bytes::from_static(b"mm-edge: not found (try /metrics)\n"),
             EdgeError::NotImplemented => {
                 Bytes::from_static(b"mm-edge: this method cannot be proxied to Mattermost\n")
             }
@@ -237,7 +246,7 @@ impl Answer {
         match self {
             Answer::Health => Outcome::Health,
             Answer::Preflight(_) => Outcome::CorsPreflight,
-            Answer::ServerOptions => Outcome::Health,
+            Answer::ServerOptions | Answer::Metrics(_) => Outcome::Health,
             Answer::Redirect { .. } => Outcome::Redirect,
             Answer::Error(e) => e.outcome(),
         }
@@ -247,6 +256,14 @@ impl Answer {
     pub fn into_response(self) -> Response<LocalBody> {
         match self {
             Answer::Health => text(StatusCode::OK, Bytes::from_static(b"ok\n")),
+            Answer::Metrics(text) => {
+                let mut resp = Response::new(body::local(text));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                resp
+            }
             Answer::ServerOptions => {
                 let mut resp = Response::new(body::local(Bytes::new()));
                 resp.headers_mut().insert(

@@ -8,11 +8,13 @@ use hyper::body::Incoming;
 use tracing::{info, warn};
 
 use crate::config::cli::{Action, Cli};
-use crate::config::{spec, CertSource, Settings, Source, TlsMode};
+use crate::config::{spec, AccessLogTarget, CertSource, Settings, Source, TlsMode};
 use crate::edge::Edge;
 use crate::lifecycle::Lifecycle;
 use crate::mattermost::{EdgeFacts, Targets};
-use crate::pipeline::logging::DebugSink;
+use crate::observe::access_log::AccessLog;
+use crate::observe::metrics::Metrics;
+use crate::pipeline::access::Observer;
 use crate::pipeline::{Pipeline, ResponseBody};
 use crate::server::{self, listener, Signals};
 use crate::tls::{self, CertStore, Origin};
@@ -192,9 +194,10 @@ async fn run(mut settings: Settings) -> ExitCode {
         Err(e) => return config_error(e),
     };
     let addr_of = |role| bound.iter().find(|b| b.role == role).map(|b| b.addr);
-    let (https_addr, http_addr) = (
+    let (https_addr, http_addr, metrics_addr) = (
         addr_of(crate::conn::Listener::Https),
         addr_of(crate::conn::Listener::Http),
+        addr_of(crate::conn::Listener::Metrics),
     );
     settings.set_bound_ports(
         https_addr.unwrap_or(settings.listen.https),
@@ -205,34 +208,93 @@ async fn run(mut settings: Settings) -> ExitCode {
     }
 
     let mut life = Lifecycle::new();
-    if let Some((store, _)) = &certs {
-        let (store, reloads) = (store.clone(), signals.reloads());
-        life.spawn("certificate reload", move |shutdown| {
-            tls::reload_service(store, reloads, shutdown)
+    let (access_log, log_writer) = match AccessLog::start(&settings.log.access) {
+        Ok(pair) => pair,
+        Err(e) => {
+            return config_error(settings.error(
+                &spec::ACCESS_LOG,
+                format!("cannot open it ({e}); give a writable file, stdout or off"),
+            ))
+        }
+    };
+    if let AccessLogTarget::File(_) = settings.log.access {
+        let (log, mut reloads) = (access_log.clone(), signals.reloads());
+        life.spawn("access log reopen", move |mut shutdown| async move {
+            loop {
+                tokio::select! {
+                    changed = reloads.changed() => match changed {
+                        Ok(()) => log.reopen(),
+                        Err(_) => return,
+                    },
+                    _ = shutdown.requested() => return,
+                }
+            }
         });
     }
-    let pipeline = match Pipeline::<Incoming>::new(&settings, Arc::new(DebugSink), life.shutdown())
-    {
+    let metrics = settings
+        .metrics
+        .listen
+        .map(|_| Arc::new(Metrics::new(access_log.dropped_counter())));
+    if let Some((store, _)) = &certs {
+        let (store, reloads) = (store.clone(), signals.reloads());
+        let expiry = metrics.as_ref().map(|m| m.certificate_expiry.clone());
+        let reloaded = move |key: &rustls::sign::CertifiedKey| {
+            if let (Some(g), Some(t)) = (&expiry, tls::expiry(key)) {
+                g.set(t);
+            }
+        };
+        life.spawn("certificate reload", move |shutdown| {
+            tls::reload_service(store, reloads, reloaded, shutdown)
+        });
+    }
+    let observer = Observer::new(
+        access_log,
+        settings.log.access_format,
+        metrics.clone(),
+        settings
+            .upstream
+            .servers
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    );
+    let pipeline = match Pipeline::<Incoming>::new(
+        &settings,
+        Arc::new(observer),
+        metrics.clone(),
+        life.shutdown(),
+    ) {
         Ok(p) => Arc::new(p),
         Err(e) => return config_error(e),
     };
+    if let (Some(m), Some((store, _))) = (&metrics, &certs) {
+        if let Some(expiry) = tls::expiry(&store.current()) {
+            m.certificate_expiry.set(expiry);
+        }
+    }
     announce(
         &settings,
-        https_addr,
-        http_addr,
+        [https_addr, http_addr, metrics_addr],
         certs.as_ref().map(|c| &c.1),
     );
 
+    let max_connections = server::limits::max_connections(
+        settings.server.max_connections,
+        server::limits::raise_open_files(),
+    );
     let serving = {
         let cfg = settings.server.clone();
         let shutdown = life.shutdown();
-        tokio::spawn(async move { server::serve(&cfg, bound, pipeline, shutdown).await })
+        tokio::spawn(async move {
+            server::serve(&cfg, bound, pipeline, max_connections, metrics, shutdown).await
+        })
     };
     signals.stop_requested().await;
     info!(grace = ?settings.server.shutdown_grace, "shutting down: no new connections, draining in-flight requests");
     life.begin_shutdown();
     let _ = serving.await;
     life.stop(settings.server.shutdown_grace).await;
+    log_writer.stop();
     ExitCode::SUCCESS
 }
 
@@ -253,8 +315,7 @@ impl server::Handler for Pipeline<Incoming> {
 /// The start-up line (tests and admins read the addresses from it).
 fn announce(
     settings: &Settings,
-    https: Option<std::net::SocketAddr>,
-    http: Option<std::net::SocketAddr>,
+    [https, http, metrics]: [Option<std::net::SocketAddr>; 3],
     cert: Option<&Origin>,
 ) {
     let upstreams: Vec<String> = settings
@@ -271,6 +332,7 @@ fn announce(
     info!(
         https = %https.map_or("off".to_string(), |a| a.to_string()),
         http = %http.map_or("?".to_string(), |a| a.to_string()),
+        metrics = %metrics.map_or("off".to_string(), |a| a.to_string()),
         upstreams = %upstreams.join(","),
         tls = tls_desc,
         cert = %cert.map_or("none".to_string(), ToString::to_string),

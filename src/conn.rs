@@ -13,6 +13,8 @@ pub enum Listener {
     Https,
     /// The plain listener (redirects to HTTPS when TLS is terminated here, else proxies).
     Http,
+    /// The metrics listener: `GET /metrics` only, never forwarded.
+    Metrics,
 }
 
 /// Facts about one client connection.

@@ -8,7 +8,8 @@
 //!
 //! Leaves everything above may use: [`answer`] (the edge's own answers and its one error type),
 //! [`body`] (body types), [`conn`] (what a connection tells its requests), [`io`] (I/O wrappers),
-//! [`lifecycle`] (shutdown and background tasks), [`atomic_file`] (crash-safe file writes).
+//! [`lifecycle`] (shutdown and background tasks), [`atomic_file`] (crash-safe file writes),
+//! [`observe`] (the access log's writer, the metrics).
 #![forbid(unsafe_code)]
 
 pub mod answer;
@@ -22,6 +23,7 @@ pub mod healthcheck;
 pub mod io;
 pub mod lifecycle;
 pub mod mattermost;
+pub mod observe;
 pub mod pipeline;
 pub mod proxy;
 pub mod server;

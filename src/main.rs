@@ -1,12 +1,44 @@
 //! The `mm-edge` binary: parse the command line and hand over to [`mm_edge::app`].
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
+    #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+    jemalloc_gives_memory_back();
     match mm_edge::config::cli::parse_from(std::env::args_os()) {
         Ok(cli) => mm_edge::app::main(cli),
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = e.print();
             std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+        }
+    }
+}
+
+/// After a flood of connections, memory goes back to the system: freed pages are purged by
+/// jemalloc's own background thread after a second, with `MADV_DONTNEED` (pages only marked
+/// `MADV_FREE` would stay counted in the RSS until the kernel wants them).
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+fn jemalloc_gives_memory_back() {
+    let _ = tikv_jemalloc_ctl::background_thread::write(true);
+    /// `MALLCTL_ARENAS_ALL`: the setting applies to every existing arena.
+    const ALL: &[u8] = b"arena.4096.";
+    for (name, ms) in [("dirty_decay_ms", 1000isize), ("muzzy_decay_ms", 0)] {
+        for prefix in [ALL, b"arenas."] {
+            let mut key = prefix.to_vec();
+            key.extend_from_slice(name.as_bytes());
+            key.push(0);
+            // SAFETY: `key` is a NUL-terminated name of a documented jemalloc control
+            // (arena.<i>.dirty_decay_ms, arenas.dirty_decay_ms and their muzzy pairs) whose
+            // value type is ssize_t, which `isize` is on every platform Rust supports; jemalloc
+            // copies the value and keeps no pointer to it.
+            let _ = unsafe { tikv_jemalloc_ctl::raw::write(&key, ms) };
         }
     }
 }

@@ -161,6 +161,8 @@ async fn preflight_from_an_allowed_origin_is_answered_at_the_edge() {
             "access-control-allow-origin",
             "access-control-max-age",
             "vary",
+            // The edge's own answers carry a request id for the access log (README).
+            "x-request-id",
         ];
         expected.sort();
         assert_eq!(names_besides_transport(h), expected, "{origin}: {h:?}");
@@ -228,7 +230,11 @@ async fn preflight_from_a_refused_origin_gets_200_without_allow_headers() {
         let h = resp.headers();
         assert_eq!(all(h, "vary"), [PREFLIGHT_VARY], "{origin} {method}");
         assert_eq!(cors_headers(h), [], "{origin} {method}");
-        assert_eq!(names_besides_transport(h), ["vary"], "{origin} {method}");
+        assert_eq!(
+            names_besides_transport(h),
+            ["vary", "x-request-id"],
+            "{origin} {method}"
+        );
     }
     assert_eq!(
         edge.backend.requests(),

@@ -55,6 +55,23 @@ async fn read_to_close<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> u64 {
     }
 }
 
+type Held = tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>;
+
+/// Sends `n` HTTP/1.1 requests to /api/v4/hold and waits until Mattermost holds them all.
+async fn hold(edge: &Edge, backend: &Backend, n: usize) -> Vec<Held> {
+    let held = (0..n)
+        .map(|_| {
+            let client = edge.client_h1();
+            let url = edge.url("/api/v4/hold");
+            tokio::spawn(async move { client.get(url).send().await })
+        })
+        .collect();
+    backend
+        .wait_until("the held requests", |b| b.held_now() == n)
+        .await;
+    held
+}
+
 const BIG: u64 = 256 * 1024 * 1024;
 
 #[tokio::test]
@@ -135,16 +152,7 @@ async fn connections_to_mattermost_are_bounded_and_the_rest_get_503() {
             ("MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "1s"),
         ],
     );
-    let held: Vec<_> = (0..2)
-        .map(|_| {
-            let client = edge.client_h1();
-            let url = edge.url("/api/v4/hold");
-            tokio::spawn(async move { client.get(url).send().await })
-        })
-        .collect();
-    backend
-        .wait_until("two held requests", |b| b.held_now() == 2)
-        .await;
+    let held = hold(&edge, &backend, 2).await;
     let resp = edge.get(&edge.url("/api/v4/system/ping")).await;
     assert_eq!(resp.status(), 503);
     assert_eq!(resp.headers()["retry-after"], "5");
@@ -161,6 +169,24 @@ async fn connections_to_mattermost_are_bounded_and_the_rest_get_503() {
     }
     let resp = edge.get(&edge.url("/api/v4/system/ping")).await;
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn idle_mattermost_connections_close_after_the_idle_timeout_without_further_requests() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[("MM_EDGE_UPSTREAM_IDLE_TIMEOUT", "1s")]);
+    // A burst: three requests at once need three Mattermost connections.
+    let held = hold(&edge, &backend, 3).await;
+    backend.release();
+    for h in held {
+        assert_eq!(h.await.expect("task").expect("held request").status(), 200);
+    }
+    assert_eq!(backend.connections(), 3);
+    // No request follows; the pooled connections still close (the backend sees them end).
+    backend
+        .wait_until("the idle pooled connections closed", |b| b.open() == 0)
+        .await;
+    assert_eq!(backend.closed(), 3);
 }
 
 #[tokio::test]
@@ -548,4 +574,53 @@ async fn oversized_request_heads_are_refused_and_never_forwarded() {
     };
     assert!(refused, "a 100 KiB HTTP/2 header list was accepted");
     assert_eq!(backend.requests(), 0, "nothing reached Mattermost");
+}
+
+#[tokio::test]
+async fn clients_filling_their_share_of_file_descriptors_leave_room_for_mattermost() {
+    let backend = Backend::start().await;
+    // 64 open files: 32 client connections at most, the rest for Mattermost and the listeners.
+    let edge = Edge::builder(&backend.url())
+        .env("MATTERMOST_ENABLE_RATE_LIMIT", "false")
+        .nofile(64)
+        .spawn();
+    edge.wait_for_log("open_files=64 max_connections=32");
+    let keep = edge.client_h1();
+    let resp = keep
+        .get(edge.url("/api/v4/system/ping"))
+        .send()
+        .await
+        .expect("ping");
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.expect("body");
+    // 100 more connections that never say anything.
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        flood.push(
+            TcpStream::connect(edge.https.expect("tls"))
+                .await
+                .expect("connect"),
+        );
+    }
+    edge.wait_for_log("client connection limit reached");
+    // A request that needs a new Mattermost connection still gets one.
+    let resp = keep
+        .get(edge.url("/api/v4/close"))
+        .send()
+        .await
+        .expect("close");
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.expect("body");
+    let resp = keep
+        .get(edge.url("/api/v4/system/ping"))
+        .send()
+        .await
+        .expect("ping");
+    assert_eq!(resp.status(), 200, "no file descriptor left for Mattermost");
+    assert!(
+        backend.connections() >= 2,
+        "a second upstream connection was opened"
+    );
+    assert!(!edge.log().contains("accept failed"), "{}", edge.log());
+    drop(flood);
 }

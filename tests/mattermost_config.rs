@@ -414,7 +414,7 @@ fn refusals() -> Vec<Refusal> {
             ),
             file_mode: None,
             env: vec![],
-            says: vec!["not valid JSON", "line 6"],
+            says: vec!["not valid JSON", "line 6", "there is no backup of it"],
             names_file: true,
             hides: vec![],
         },
@@ -758,4 +758,72 @@ fn run_refuses_to_serve_when_the_config_cannot_be_written() {
     );
     assert_eq!(fs::read_to_string(&config).expect("read"), content);
     assert_eq!(listing(dir.path()), ["config.json"]);
+}
+
+/// This host's name as the writer tags its temporary files with it.
+fn host_tag() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect()
+}
+
+#[test]
+fn temporary_files_of_a_killed_writer_are_removed_by_the_next_run() {
+    let (dir, config) = config_dir(FIXTURE);
+    // A pid above the kernel's ceiling (2^22): certainly not running.
+    let stale = dir
+        .path()
+        .join(format!(".config.json.mm-edge-{}-4999999-3.tmp", host_tag()));
+    fs::write(&stale, "half a config").expect("stale temp");
+    let out = common::run(
+        &[
+            ("MATTERMOST_HOST", "chat.example.com"),
+            ("MM_EDGE_MATTERMOST_CONFIG", path_str(&config)),
+        ],
+        WRITE,
+    );
+    assert_exit(&out, 0);
+    assert!(
+        !stale.exists(),
+        "the dead writer's temporary file is still there"
+    );
+    assert_eq!(listing(dir.path()), ["config.json", "config.json.bak"]);
+}
+
+#[test]
+fn numbers_survive_exactly_and_a_backup_is_offered_only_when_it_exists() {
+    let content = FIXTURE.replacen(
+        "\"ServiceSettings\": {",
+        "\"ServiceSettings\": {\n        \"HugeNumber\": 12345678901234567890123,\n        \"Precise\": 0.1000000000000000055511151231257827,",
+        1,
+    );
+    assert_ne!(content, FIXTURE, "fixture has a ServiceSettings section");
+    let (dir, config) = config_dir(&content);
+    let env = [
+        ("MATTERMOST_HOST", "chat.example.com"),
+        ("MM_EDGE_MATTERMOST_CONFIG", path_str(&config)),
+    ];
+    assert_exit(&common::run(&env, WRITE), 0);
+    let text = fs::read_to_string(&config).expect("read");
+    assert!(
+        text.contains("\"HugeNumber\": 12345678901234567890123,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"Precise\": 0.1000000000000000055511151231257827,"),
+        "{text}"
+    );
+    // Broken now, with a backup from the run above: the message offers it.
+    fs::write(&config, "{ broken").expect("break");
+    let out = common::run(&env, WRITE);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("restore its backup"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = dir;
 }

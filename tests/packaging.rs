@@ -273,6 +273,20 @@ fn only_mm_edge_publishes_ports_and_it_publishes_80_and_443() {
                     "mm-edge does not publish {want}: {ports:?}"
                 );
             }
+        } else if name == "prometheus" {
+            // The monitoring profile's UI: the Docker host's loopback only.
+            for p in svc
+                .get("ports")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                let p = p.as_str().unwrap_or_default();
+                assert!(
+                    p.starts_with("127.0.0.1:"),
+                    "prometheus publishes {p} beyond loopback"
+                );
+            }
         } else {
             assert!(
                 ports.is_empty(),
@@ -842,4 +856,48 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         !output.contains("mm-edge.service:"),
         "systemd-analyze verify warns about the unit:\n{output}"
     );
+}
+
+#[test]
+fn the_grafana_dashboard_graphs_only_metrics_the_edge_exports() {
+    let dash: serde_json::Value =
+        serde_json::from_str(&read("contrib/grafana/mm-edge.json")).expect("dashboard is JSON");
+    let exported = [
+        "mm_edge_http_requests_total",
+        "mm_edge_http_request_duration_seconds_bucket",
+        "mm_edge_upstream_response_seconds_bucket",
+        "mm_edge_rate_limited_total",
+        "mm_edge_connections_open",
+        "mm_edge_websocket_tunnels_open",
+        "mm_edge_upstream_up",
+        "mm_edge_upstream_errors_total",
+        "mm_edge_bytes_total",
+        "mm_edge_certificate_expiry_timestamp_seconds",
+        "mm_edge_access_log_dropped_total",
+        "mm_edge_tls_handshake_failures_total",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ];
+    let panels = dash["panels"].as_array().expect("panels");
+    assert!(
+        panels.len() >= 6,
+        "requests, latency, rate limited, connections, upstreams, certificate"
+    );
+    for p in panels {
+        for t in p["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().expect("expr");
+            let names: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("mm_edge_") || w.starts_with("process_"))
+                .collect();
+            assert!(!names.is_empty(), "{expr}");
+            for n in names {
+                assert!(
+                    exported.contains(&n),
+                    "{expr} graphs {n}, which the edge does not export"
+                );
+            }
+        }
+    }
 }

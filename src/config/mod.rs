@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 
 pub use layers::{Layers, Raw, Source};
 pub use section::{
-    CertSource, ClientIp, Cors, Listen, Log, Mattermost, Proxy, RateLimit, Server, Site, Tls,
-    Upstream,
+    CertSource, ClientIp, Cors, Listen, Log, Mattermost, Metrics, Proxy, RateLimit, Server, Site,
+    Tls, Upstream,
 };
 pub use spec::{Setting, SETTINGS};
-pub use value::{TlsMode, UpstreamServer};
+pub use value::{AccessLogFormat, AccessLogTarget, TlsMode, UpstreamServer};
 
 use layers::{FileText, Resolver};
 
@@ -56,6 +56,8 @@ pub struct Settings {
     pub server: Server,
     /// Logging.
     pub log: Log,
+    /// The metrics listener.
+    pub metrics: Metrics,
     /// Rate limiting.
     pub rate_limit: RateLimit,
     /// Which forwarding headers are believed.
@@ -103,6 +105,7 @@ impl Settings {
             proxy: Proxy::build(&mut r, f.proxy)?,
             server: Server::build(&mut r, f.server)?,
             log: Log::build(&mut r, f.log)?,
+            metrics: Metrics::build(&mut r, f.metrics)?,
             rate_limit: RateLimit::build(&mut r, f.rate_limit)?,
             client_ip: ClientIp::build(&mut r, f.client_ip)?,
             cors: Cors::build(&mut r, f.cors)?,

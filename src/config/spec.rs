@@ -75,8 +75,8 @@ settings! {
         "How long to wait for Mattermost's response headers before answering 504.";
     UPSTREAM_CONNECT_TIMEOUT = "MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "upstream.connect_timeout", "10s",
         "How long to wait for a TCP connection to Mattermost before answering 502.";
-    UPSTREAM_IDLE_TIMEOUT = "MM_EDGE_UPSTREAM_IDLE_TIMEOUT", "upstream.idle_timeout", "90s",
-        "How long an idle keep-alive connection to Mattermost stays in the pool.";
+    UPSTREAM_IDLE_TIMEOUT = "MM_EDGE_UPSTREAM_IDLE_TIMEOUT", "upstream.idle_timeout", "50s",
+        "How long an idle keep-alive connection to Mattermost stays in the pool (closed within 5 s after); keep it below Mattermost's ServiceSettings.IdleTimeout (60 s), or Mattermost closes connections as the edge reuses them.";
     UPSTREAM_FAIL_TIMEOUT = "MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "upstream.fail_timeout", "10s",
         "With several servers: how long one that refused a connection is skipped (its request got 502).";
     UPSTREAM_MAX_CONNECTIONS = "MM_EDGE_UPSTREAM_MAX_CONNECTIONS", "upstream.max_connections", "4096",
@@ -89,6 +89,8 @@ settings! {
         "Time for a client to finish the TLS handshake, and (HTTP/1.1) to send a request head, the wait for the next request on a kept-alive connection included.";
     KEEPALIVE_TIMEOUT = "MM_EDGE_KEEPALIVE_TIMEOUT", "server.keepalive_timeout", "75s",
         "A client connection with no traffic either way for this long is closed gracefully.";
+    MAX_CONNECTIONS = "MM_EDGE_MAX_CONNECTIONS", "server.max_connections", "auto",
+        "Most client connections at once, both listeners together (more wait in the kernel's queue); auto = half the open-file limit, which mm-edge raises to its hard limit at start, leaving the rest for Mattermost connections.";
     SEND_TIMEOUT = "MM_EDGE_SEND_TIMEOUT", "server.send_timeout", "60s",
         "A client that takes no response byte for this long (it stopped reading) loses the stream (HTTP/2) or the connection (HTTP/1.1, WebSocket), and its Mattermost connection is released.";
     WEBSOCKET_IDLE_TIMEOUT = "MM_EDGE_WEBSOCKET_IDLE_TIMEOUT", "server.websocket_idle_timeout", "24h",
@@ -97,6 +99,12 @@ settings! {
         "On SIGTERM/SIGINT, how long in-flight requests may take to finish.";
     LOG = "MM_EDGE_LOG", "log.level", "info,rustls=error",
         "Log filter (tracing EnvFilter syntax), e.g. info or mm_edge=debug; rustls's per-connection warnings about misbehaving clients are off by default.";
+    ACCESS_LOG = "MM_EDGE_ACCESS_LOG", "log.access", "stdout",
+        "Access log, one line per request and per WebSocket session: stdout, off, or a file path (created 0640, reopened on SIGHUP for logrotate).";
+    ACCESS_LOG_FORMAT = "MM_EDGE_ACCESS_LOG_FORMAT", "log.access_format", "json",
+        "json (one object per line) or combined (Apache/nginx combined format, for GoAccess and fail2ban).";
+    METRICS_LISTEN = "MM_EDGE_METRICS_LISTEN", "metrics.listen", "",
+        "Address of the Prometheus metrics listener (GET /metrics), e.g. 127.0.0.1:9100; empty = off. Never on the public listeners.";
     RATE_LIMIT = "MATTERMOST_ENABLE_RATE_LIMIT", "rate_limit.enable", "true",
         "Rate limit requests at the edge; false = no limiting and no X-RateLimit headers.";
     RATE_LIMIT_QPS = "MATTERMOST_RATE_LIMIT_QPS", "rate_limit.per_sec", "10",

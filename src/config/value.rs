@@ -9,13 +9,15 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http::uri::{Authority, Scheme};
-use http::{HeaderName, Uri};
+use http::HeaderName;
 use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Deserializer};
 use toml::Value as Toml;
 
 use super::parse;
+
+mod upstream;
+pub use upstream::{Servers, UpstreamServer};
 
 /// A kind of setting value.
 pub trait Kind {
@@ -222,6 +224,32 @@ integer_kind!(
     Connections: NonZeroUsize, "expected a whole number of connections above 0"
 );
 
+/// A count, or `auto` (`None`: derived at start).
+#[derive(Debug)]
+pub struct AutoCount;
+impl Kind for AutoCount {
+    type Out = Option<usize>;
+    fn parse(text: &str) -> Result<Option<usize>, String> {
+        match text.trim() {
+            t if t.eq_ignore_ascii_case("auto") => Ok(None),
+            t => match t.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err("expected auto or a whole number above 0".into()),
+            },
+        }
+    }
+    fn from_toml(value: Toml) -> Result<Option<usize>, String> {
+        match value {
+            Toml::Integer(i) => Self::parse(&i.to_string()),
+            Toml::String(s) => Self::parse(&s),
+            other => Err(format!(
+                "expected auto or a whole number above 0, found {} {other}",
+                other.type_str()
+            )),
+        }
+    }
+}
+
 /// A list: a TOML array of strings, or text with items separated by spaces (and, for
 /// [`CommaList`], commas).
 fn list_from_toml(value: Toml, split: fn(&str) -> Vec<String>) -> Result<Vec<String>, String> {
@@ -339,70 +367,6 @@ pub fn canonical_net(net: IpNet) -> IpNet {
     net.trunc()
 }
 
-/// One Mattermost server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamServer {
-    /// `http`.
-    pub scheme: Scheme,
-    /// `host:port`.
-    pub authority: Authority,
-}
-
-impl std::fmt::Display for UpstreamServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}", self.scheme, self.authority)
-    }
-}
-
-/// Mattermost server URLs, at least one.
-#[derive(Debug)]
-pub struct Servers;
-impl Kind for Servers {
-    type Out = Vec<UpstreamServer>;
-    fn parse(text: &str) -> Result<Vec<UpstreamServer>, String> {
-        servers(parse::list(text))
-    }
-    fn from_toml(value: Toml) -> Result<Vec<UpstreamServer>, String> {
-        servers(list_from_toml(value, parse::list)?)
-    }
-}
-
-fn servers(entries: Vec<String>) -> Result<Vec<UpstreamServer>, String> {
-    if entries.is_empty() {
-        return Err("expected at least one URL such as http://127.0.0.1:8065".into());
-    }
-    entries.iter().map(|e| upstream_server(e)).collect()
-}
-
-fn upstream_server(entry: &str) -> Result<UpstreamServer, String> {
-    let uri: Uri = entry
-        .parse()
-        .map_err(|_| format!("`{entry}` is not a URL; expected e.g. http://mattermost:8065"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "`{entry}`: only http:// upstreams are supported (Mattermost listens on plain HTTP behind the edge)"
-            ))
-        }
-        _ => return Err(format!("`{entry}` needs a scheme: e.g. http://mattermost:8065")),
-    }
-    let Some(authority) = uri.authority().cloned() else {
-        return Err(format!(
-            "`{entry}` has no host; expected e.g. http://mattermost:8065"
-        ));
-    };
-    if uri.path() != "/" && !uri.path().is_empty() || uri.query().is_some() {
-        return Err(format!(
-            "`{entry}`: an upstream URL has no path; expected e.g. http://mattermost:8065"
-        ));
-    }
-    Ok(UpstreamServer {
-        scheme: Scheme::HTTP,
-        authority,
-    })
-}
-
 /// Whether mm-edge terminates TLS itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsMode {
@@ -419,6 +383,62 @@ impl Kind for TlsMode {
             "auto" | "on" => Ok(TlsMode::Auto),
             "off" => Ok(TlsMode::Off),
             _ => Err("expected auto or off".to_string()),
+        }
+    }
+}
+
+/// Where the access log goes: `stdout`, `off`, or a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// Not written.
+    Off,
+    /// Standard output.
+    Stdout,
+    /// A file.
+    File(PathBuf),
+}
+
+impl Kind for AccessLogTarget {
+    type Out = AccessLogTarget;
+    fn parse(text: &str) -> Result<AccessLogTarget, String> {
+        match text.trim() {
+            "" => Err("expected stdout, off or a file path".into()),
+            t if t.eq_ignore_ascii_case("stdout") || t == "-" => Ok(AccessLogTarget::Stdout),
+            t if t.eq_ignore_ascii_case("off") => Ok(AccessLogTarget::Off),
+            t => Ok(AccessLogTarget::File(PathBuf::from(t))),
+        }
+    }
+}
+
+/// The access log's line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Apache/nginx combined.
+    Combined,
+}
+
+impl Kind for AccessLogFormat {
+    type Out = AccessLogFormat;
+    fn parse(text: &str) -> Result<AccessLogFormat, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(AccessLogFormat::Json),
+            "combined" => Ok(AccessLogFormat::Combined),
+            _ => Err("expected json or combined".into()),
+        }
+    }
+}
+
+/// An optional `IP:PORT` (empty = off).
+#[derive(Debug)]
+pub struct OptionalAddr;
+impl Kind for OptionalAddr {
+    type Out = Option<SocketAddr>;
+    fn parse(text: &str) -> Result<Option<SocketAddr>, String> {
+        match text.trim() {
+            "" => Ok(None),
+            t => Addr::parse(t).map(Some),
         }
     }
 }

@@ -118,9 +118,18 @@ pub struct Pump<'a, A: ?Sized, B: ?Sized> {
     b: &'a mut B,
     a_to_b: Half,
     b_to_a: Half,
+    done_when_b_closes: bool,
 }
 
 impl<A: ?Sized, B: ?Sized> Pump<'_, A, B> {
+    /// Ends the copy once `b` has closed and its EOF reached `a`, without waiting for `a` to
+    /// close too (a WebSocket is over when the server closed it; a client that keeps its half
+    /// open must not keep the tunnel).
+    pub fn done_when_b_closes(mut self) -> Self {
+        self.done_when_b_closes = true;
+        self
+    }
+
     /// Bytes copied so far: (`a` to `b`, `b` to `a`).
     pub fn transferred(&self) -> (u64, u64) {
         (self.a_to_b.moved, self.b_to_a.moved)
@@ -138,6 +147,7 @@ where
         b,
         a_to_b: Half::default(),
         b_to_a: Half::default(),
+        done_when_b_closes: false,
     }
 }
 
@@ -156,7 +166,7 @@ where
         let ba = this
             .b_to_a
             .poll_copy(cx, Pin::new(&mut *this.b), Pin::new(&mut *this.a))?;
-        if ab.is_ready() && ba.is_ready() {
+        if ba.is_ready() && (ab.is_ready() || this.done_when_b_closes) {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending

@@ -30,6 +30,7 @@ pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Value, Error> {
             line: e.line(),
             column: e.column(),
             message,
+            backup: super::atomic::backup_path(path).is_file(),
         }
     })
 }

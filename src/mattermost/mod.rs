@@ -160,7 +160,7 @@ pub enum Error {
         source: io::Error,
     },
     /// config.json is not valid JSON.
-    #[error("{}: not valid JSON at line {line}, column {column} ({message}); left untouched: fix the file or restore its backup ({}.bak), then start again", path.display(), path.display())]
+    #[error("{}: not valid JSON at line {line}, column {column} ({message}); left untouched: {}, then start again", path.display(), fix_malformed(path, *backup))]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -170,6 +170,8 @@ pub enum Error {
         column: usize,
         /// The parser's message.
         message: String,
+        /// Whether a backup (`<file>.bak`) exists to restore.
+        backup: bool,
     },
     /// A key mm-edge writes holds a value of another type.
     #[error("{}: key {key} holds {found} but Mattermost expects {expected} there (mm-edge writes it {}); left untouched: correct or delete {key} in the file, then start again", path.display(), origin(from))]
@@ -233,6 +235,18 @@ pub enum Error {
         /// `mm-edge` or the old variable the value comes from.
         from: &'static str,
     },
+}
+
+/// What to do about a config.json that is not JSON: restore the backup only when there is one.
+fn fix_malformed(path: &Path, backup: bool) -> String {
+    if backup {
+        format!(
+            "fix the file or restore its backup ({})",
+            atomic::backup_path(path).display()
+        )
+    } else {
+        "fix the file (there is no backup of it)".to_string()
+    }
 }
 
 /// "from its own settings" or "from VARIABLE", for messages.

@@ -63,6 +63,12 @@ pub struct RequestCtx {
     pub path: Option<PathAndQuery>,
     /// The kind of endpoint, from the path.
     pub route: RouteGroup,
+    /// The client's `User-Agent` and `Referer`, for the access log.
+    pub user_agent: Option<HeaderValue>,
+    /// See `user_agent`.
+    pub referer: Option<HeaderValue>,
+    /// The request's id: Mattermost's `X-Request-Id`, a trusted proxy's, or one the edge made.
+    pub request_id: Option<HeaderValue>,
     /// Set by the CORS phase when CORS is on and the request is not a preflight: the request's
     /// `Origin`, if any (the CORS response filter needs it and the method).
     pub cors: Option<Option<HeaderValue>>,
@@ -101,6 +107,9 @@ impl RequestCtx {
             method: req.method().clone(),
             path: req.uri().path_and_query().cloned(),
             route: RouteGroup::of(req.uri().path()),
+            user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+            referer: req.headers().get(http::header::REFERER).cloned(),
+            request_id: None,
             cors: None,
             rate: None,
             upstream: None,

@@ -1,10 +1,11 @@
 //! The response filters, applied to every response whatever answered it (Mattermost or the
-//! edge): CORS headers, `X-RateLimit-*` headers, HSTS.
+//! edge): CORS headers, `X-RateLimit-*` headers, HSTS, the request id.
 
 use http::header::{self, HeaderMap, HeaderValue};
 
 use super::ctx::RequestCtx;
 use crate::edge::cors::Cors;
+use crate::proxy::headers::X_REQUEST_ID;
 
 /// The filters' settings, built once.
 #[derive(Debug)]
@@ -15,7 +16,7 @@ pub struct Filters {
 
 impl Filters {
     /// Applies every filter to `headers`.
-    pub fn apply(&self, cors: Option<&Cors>, ctx: &RequestCtx, headers: &mut HeaderMap) {
+    pub fn apply(&self, cors: Option<&Cors>, ctx: &mut RequestCtx, headers: &mut HeaderMap) {
         // CORS: the edge is the only source of CORS headers once CORS is on.
         if let (Some(cors), Some(origin)) = (cors, &ctx.cors) {
             cors.apply_actual(&ctx.method, origin.as_ref(), headers);
@@ -28,5 +29,33 @@ impl Filters {
                 headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
             }
         }
+        request_id(ctx, headers);
     }
+}
+
+/// Mattermost's `X-Request-Id` is the request's id; without one (the edge answered, or the
+/// endpoint sends none) the edge's is used: a trusted proxy's, or a new one in Mattermost's
+/// shape, sent to the client.
+fn request_id(ctx: &mut RequestCtx, headers: &mut HeaderMap) {
+    if let Some(id) = headers.get(X_REQUEST_ID) {
+        ctx.request_id = Some(id.clone());
+        return;
+    }
+    let id = ctx.request_id.take().unwrap_or_else(new_request_id);
+    headers.insert(X_REQUEST_ID, id.clone());
+    ctx.request_id = Some(id);
+}
+
+/// The alphabet of Mattermost's ids (`model.NewId`: 16 random bytes, base32, 26 characters).
+const ID_ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
+
+/// A new id shaped like Mattermost's: 26 characters of its base32 alphabet, 128 random bits.
+pub fn new_request_id() -> HeaderValue {
+    let mut bits = fastrand::u128(..);
+    let mut id = [0u8; 26];
+    for c in id.iter_mut() {
+        *c = ID_ALPHABET[(bits & 31) as usize];
+        bits >>= 5;
+    }
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("ybndrfg8ejkmcpqxot1uwisza3"))
 }

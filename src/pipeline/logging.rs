@@ -26,28 +26,6 @@ pub trait Sink: Send + Sync + 'static {
     fn log(&self, ctx: &RequestCtx);
 }
 
-/// The sink when nothing else is configured: a `debug` event per request.
-#[derive(Debug, Default)]
-pub struct DebugSink;
-
-impl Sink for DebugSink {
-    fn log(&self, ctx: &RequestCtx) {
-        tracing::debug!(
-            target: "mm_edge::request",
-            client_ip = %ctx.client_ip,
-            method = %ctx.method,
-            path = ctx.path(),
-            protocol = ctx.protocol.as_str(),
-            status = ctx.status.map_or(0, |s| s.as_u16()),
-            outcome = ctx.outcome.as_str(),
-            bytes_in = ctx.bytes_in(),
-            bytes_out = ctx.bytes_out,
-            duration_ms = u64::try_from(ctx.start.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "request"
-        );
-    }
-}
-
 /// A request's context, logged once when dropped.
 ///
 /// The context lives on the heap: the response (and the futures holding it) move several times
@@ -95,6 +73,7 @@ impl fmt::Debug for Finish {
 
 impl OnClose for Finish {
     fn closed(mut self, stats: TunnelStats) {
+        let _ = &mut self;
         self.ctx.protocol = Protocol::WebSocket;
         self.ctx.bytes_out = stats.upstream_to_client;
         self.ctx.bytes_in = Some(Arc::new(stats.client_to_upstream.into()));

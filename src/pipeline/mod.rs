@@ -1,6 +1,7 @@
 //! One request's way through the edge, as a list of named phases over one context, in the spirit
 //! of Pingora's `ProxyHttp`:
 //!
+//! - the metrics listener answers `GET /metrics` ([`phases::metrics`]) and nothing else;
 //! 0. [`phases::validate`]: requests the HTTP RFCs say to refuse (`400`, `501`), `OPTIONS *`;
 //! 1. [`phases::own_endpoints`]: the edge's health endpoint (never limited);
 //! 2. [`phases::redirect`]: on the plain listener, when TLS is terminated here, the redirect;
@@ -9,14 +10,17 @@
 //! 5. [`phases::rate_limit`]: a refused request gets 429;
 //! 6. [`phases::body_limit`]: a body declared too large gets 413;
 //! 7. `forward`: to Mattermost ([`crate::proxy`]), or a WebSocket tunnel;
-//! 8. [`filters`]: CORS, rate-limit and HSTS headers on every response, whoever answered;
-//! 9. [`logging`]: exactly once per request, and once per WebSocket session when it closes.
+//! 8. [`filters`]: CORS, rate-limit, HSTS and request-id headers on every response, whoever
+//!    answered;
+//! 9. [`logging`]: exactly once per request, and once per WebSocket session when it closes
+//!    (the metrics and the access log: [`access`]).
 //!
 //! The context ([`ctx::RequestCtx`]) is made when the connection hands the request over and
 //! carries what every phase and the log need. The edge's own answers come from
 //! [`crate::answer`]. [`Pipeline::handle`] is generic over the request body, so the order of
 //! the phases is unit-tested without a network ([`tests`]).
 
+pub mod access;
 pub mod ctx;
 pub mod filters;
 pub mod logging;
@@ -40,11 +44,27 @@ use crate::config::{ConfigError, Settings};
 use crate::conn::{ConnInfo, Listener};
 use crate::edge::Edge;
 use crate::lifecycle::Shutdown;
+use crate::observe::metrics::Metrics;
 use crate::proxy::{self, tunnel, Forwarder};
 use crate::upstream::PooledBody;
 use ctx::RequestCtx;
 use filters::Filters;
 use logging::{Finish, Logged, Sink};
+
+/// A WebSocket session's log entry and the open-tunnels gauge, settled when it closes.
+struct TunnelLog {
+    finish: Finish,
+    gauge: Option<prometheus_client::metrics::gauge::Gauge>,
+}
+
+impl tunnel::OnClose for TunnelLog {
+    fn closed(self, stats: tunnel::TunnelStats) {
+        if let Some(g) = &self.gauge {
+            g.dec();
+        }
+        self.finish.closed(stats);
+    }
+}
 
 /// A request answered without reading its body: on HTTP/1.x the body is drained in the
 /// background (bounded), so that a client still sending reads the answer, not a reset. Not
@@ -77,6 +97,7 @@ pub struct Pipeline<B> {
     tunnel_timeouts: tunnel::Timeouts,
     shutdown: Shutdown,
     sink: Arc<dyn Sink>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<B> std::fmt::Debug for Pipeline<B> {
@@ -89,10 +110,12 @@ impl<B> std::fmt::Debug for Pipeline<B> {
 }
 
 impl<B> Pipeline<B> {
-    /// Builds the pipeline from validated settings; finished requests go to `sink`.
+    /// Builds the pipeline from validated settings; finished requests go to `sink`; `metrics`
+    /// answers the metrics listener.
     pub fn new(
         settings: &Settings,
         sink: Arc<dyn Sink>,
+        metrics: Option<Arc<Metrics>>,
         shutdown: Shutdown,
     ) -> Result<Self, ConfigError> {
         let hsts = (settings.tls.hsts_max_age > 0)
@@ -111,6 +134,7 @@ impl<B> Pipeline<B> {
             },
             shutdown,
             sink,
+            metrics,
         })
     }
 
@@ -140,7 +164,7 @@ where
             },
         };
         self.filters
-            .apply(self.edge.cors.as_ref(), &finish, resp.headers_mut());
+            .apply(self.edge.cors.as_ref(), &mut finish, resp.headers_mut());
         finish.status = Some(resp.status());
         match tunnel {
             Some((client, upstream)) => {
@@ -148,6 +172,10 @@ where
                     Either::Left(pooled) => pooled.take_permit(),
                     Either::Right(_) => None,
                 };
+                let gauge = self.metrics.as_ref().map(|m| m.websocket_tunnels.clone());
+                if let Some(g) = &gauge {
+                    g.inc();
+                }
                 // The session is logged when the tunnel closes.
                 tunnel::spawn(
                     client,
@@ -155,7 +183,7 @@ where
                     self.tunnel_timeouts,
                     permit,
                     self.shutdown.clone(),
-                    finish,
+                    TunnelLog { finish, gauge },
                 );
                 resp.map(|b| Logged::new(b, None))
             }
@@ -165,6 +193,9 @@ where
 
     /// Phases 1-6, in order: the first that answers ends the request.
     async fn request_filter(&self, ctx: &mut RequestCtx, req: &Request<B>) -> Result<(), Answer> {
+        if ctx.listener == Listener::Metrics {
+            return Err(phases::metrics(self.metrics.as_deref(), req));
+        }
         phases::validate(ctx, req)?;
         phases::own_endpoints(ctx, req)?;
         if let (Listener::Http, Some(origin)) = (ctx.listener, &self.redirect_to) {

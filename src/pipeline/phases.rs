@@ -11,7 +11,8 @@ use crate::edge::client_ip::ClientIp;
 use crate::edge::cors::Cors;
 use crate::edge::endpoints::{self, Endpoint};
 use crate::edge::rate_limit::{BucketStore, Decision, RateLimiter};
-use crate::proxy::headers::content_length;
+use crate::observe::metrics::Metrics;
+use crate::proxy::headers::{content_length, X_REQUEST_ID};
 
 /// Requests RFC 9112 and RFC 9113 say to refuse, refused before anything else: two `Host`
 /// headers, an HTTP/1.1 request without `Host`, a target that is not a path (`GET echo`), and
@@ -63,9 +64,23 @@ pub fn redirect<B>(origin: &str, req: &Request<B>) -> Answer {
 }
 
 /// Who the client is: the peer, or what a trusted proxy says.
+/// A trusted proxy's `X-Request-Id` is the request's id too (a client's is not believed).
 pub fn client_ip<B>(policy: &ClientIp, ctx: &mut RequestCtx, req: &Request<B>) {
     ctx.client_ip = policy.resolve(ctx.peer_ip, req.headers());
     ctx.via_trusted_proxy = policy.trusts(ctx.peer_ip);
+    if ctx.via_trusted_proxy {
+        ctx.request_id = req.headers().get(X_REQUEST_ID).cloned();
+    }
+}
+
+/// The metrics listener: `GET /metrics` gets the exposition, anything else 404.
+pub fn metrics<B>(metrics: Option<&Metrics>, req: &Request<B>) -> Answer {
+    match (metrics, req.uri().path()) {
+        (Some(m), "/metrics") if req.method() == Method::GET || req.method() == Method::HEAD => {
+            Answer::Metrics(m.encode())
+        }
+        _ => EdgeError::NotFound.into(),
+    }
 }
 
 /// CORS preflights are answered here (never limited, never forwarded); other requests remember

@@ -42,6 +42,18 @@ impl RouteGroup {
         }
     }
 
+    /// The group's index in `observe::metrics::ROUTES`.
+    pub fn index(self) -> usize {
+        match self {
+            RouteGroup::Websocket => 0,
+            RouteGroup::Files => 1,
+            RouteGroup::Plugins => 2,
+            RouteGroup::Api => 3,
+            RouteGroup::Static => 4,
+            RouteGroup::Other => 5,
+        }
+    }
+
     /// The group's label: `api`, `websocket`, `files`, `static`, `plugins`, `other`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -87,6 +99,11 @@ mod tests {
             ("/myteam/channels/town-square", RouteGroup::Other),
         ] {
             assert_eq!(RouteGroup::of(path), group, "{path}");
+            assert_eq!(
+                crate::observe::metrics::ROUTES[group.index()],
+                group.as_str(),
+                "{path}"
+            );
         }
     }
 }

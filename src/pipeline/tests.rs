@@ -51,7 +51,7 @@ fn harness(env: &[(&str, &str)]) -> Harness {
     let settings = Settings::load(None, &|k| map.get(k).cloned(), &[]).expect("settings");
     let life = Lifecycle::new();
     let log = Arc::new(Recorder::default());
-    let pipeline = Pipeline::new(&settings, log.clone(), life.shutdown()).expect("pipeline");
+    let pipeline = Pipeline::new(&settings, log.clone(), None, life.shutdown()).expect("pipeline");
     Harness {
         pipeline,
         log,

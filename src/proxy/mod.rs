@@ -107,6 +107,7 @@ impl<B> Forwarder<B> {
         }
         if !trusted_peer {
             parts.headers.remove(header::FORWARDED);
+            parts.headers.remove(headers::X_REQUEST_ID);
         }
         let upgrade_proto = if upgrade {
             parts.headers.remove(header::UPGRADE)

@@ -84,7 +84,7 @@ pub fn spawn(
         let mut upstream =
             Tracked::with_activity(TokioIo::new(upstream), activity.clone(), Side::Upstream);
         let mut watch = Watch::new(activity, timeouts.idle, timeouts.send);
-        let mut copy = pump(&mut client, &mut upstream);
+        let mut copy = pump(&mut client, &mut upstream).done_when_b_closes();
         let end = tokio::select! {
             res = &mut copy => match res {
                 Ok(()) => TunnelEnd::Closed,

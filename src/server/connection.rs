@@ -20,6 +20,9 @@ use crate::io::coalesce::Coalesce;
 use crate::io::stream_stall::StreamExecutor;
 use crate::io::tracked::{Expiry, Tracked, Watch};
 use crate::lifecycle::Shutdown;
+use crate::observe::metrics::Metrics;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// HTTP/2: how often an idle connection is pinged, and how long the answer may take.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -49,11 +52,20 @@ pub struct Serve {
     keepalive_timeout: Duration,
     send_timeout: Duration,
     shutdown: Shutdown,
+    counters: Option<Counters>,
+}
+
+/// The metrics a connection updates.
+#[derive(Debug)]
+struct Counters {
+    http1: Gauge,
+    http2: Gauge,
+    handshake_failures: Counter,
 }
 
 impl Serve {
     /// HTTP/1.1 and HTTP/2 settings from the `[server]` settings.
-    pub fn new(cfg: &Server, shutdown: Shutdown) -> Self {
+    pub fn new(cfg: &Server, metrics: Option<&Metrics>, shutdown: Shutdown) -> Self {
         let mut builder = auto::Builder::new(StreamExecutor::new(cfg.send_timeout));
         builder
             .http1()
@@ -78,6 +90,11 @@ impl Serve {
             keepalive_timeout: cfg.keepalive_timeout,
             send_timeout: cfg.send_timeout,
             shutdown,
+            counters: metrics.map(|m| Counters {
+                http1: m.connections("http1"),
+                http2: m.connections("http2"),
+                handshake_failures: m.tls_handshake_failures.clone(),
+            }),
         }
     }
 
@@ -94,7 +111,7 @@ impl Serve {
         let (stream, activity) = Tracked::client(stream);
         let Some(acceptor) = tls else {
             let conn = ConnInfo::new(peer, role, None);
-            return self.http(stream, activity, conn, handler).await;
+            return self.http(stream, activity, conn, false, handler).await;
         };
         match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
@@ -103,14 +120,26 @@ impl Serve {
                 let h2 = session.alpn_protocol() == Some(b"h2");
                 let conn = ConnInfo::new(peer, role, version);
                 if h2 {
-                    self.http(Coalesce::new(stream), activity, conn, handler)
+                    self.http(Coalesce::new(stream), activity, conn, true, handler)
                         .await
                 } else {
-                    self.http(stream, activity, conn, handler).await
+                    self.http(stream, activity, conn, false, handler).await
                 }
             }
-            Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-            Err(_) => debug!(%peer, "TLS handshake timed out"),
+            Ok(Err(e)) => {
+                self.handshake_failed();
+                debug!(%peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => {
+                self.handshake_failed();
+                debug!(%peer, "TLS handshake timed out");
+            }
+        }
+    }
+
+    fn handshake_failed(&self) {
+        if let Some(c) = &self.counters {
+            c.handshake_failures.inc();
         }
     }
 
@@ -119,12 +148,17 @@ impl Serve {
         io: IO,
         activity: Arc<crate::io::tracked::Activity>,
         conn: ConnInfo,
+        h2: bool,
         handler: Arc<H>,
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         H: Handler,
     {
         let peer = conn.peer;
+        let _open = self
+            .counters
+            .as_ref()
+            .map(|c| OpenGauge::new(if h2 { &c.http2 } else { &c.http1 }));
         // One reference count per request for both the handler and the connection facts.
         let ctx = Arc::new((handler, conn));
         let service = service_fn(move |req| {
@@ -168,6 +202,22 @@ impl Serve {
                 }
             }
         }
+    }
+}
+
+/// Counts a connection as open while it lives.
+struct OpenGauge<'a>(&'a Gauge);
+
+impl<'a> OpenGauge<'a> {
+    fn new(g: &'a Gauge) -> Self {
+        g.inc();
+        Self(g)
+    }
+}
+
+impl Drop for OpenGauge<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -35,7 +35,8 @@ pub struct Spec {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// The listeners the settings ask for: HTTPS (when TLS is terminated here) and HTTP.
+/// The listeners the settings ask for: HTTPS (when TLS is terminated here), HTTP, and the
+/// metrics listener when configured.
 pub fn specs(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>) -> Vec<Spec> {
     let mut out = Vec::with_capacity(2);
     if let Some(config) = tls {
@@ -52,6 +53,14 @@ pub fn specs(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>) -> Vec
         role: Role::Http,
         tls: None,
     });
+    if let Some(addr) = settings.metrics.listen {
+        out.push(Spec {
+            setting: &spec::METRICS_LISTEN,
+            addr,
+            role: Role::Metrics,
+            tls: None,
+        });
+    }
     out
 }
 

@@ -5,6 +5,7 @@
 //! the [`Handler`], then drains in-flight requests for the grace period.
 
 pub mod connection;
+pub mod limits;
 pub mod listener;
 pub mod signals;
 
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
@@ -24,6 +25,7 @@ use crate::body::BoxError;
 use crate::config::Server;
 use crate::conn::{ConnInfo, Listener};
 use crate::lifecycle::Shutdown;
+use crate::observe::metrics::Metrics;
 use connection::Serve;
 pub use listener::{BindError, Bound};
 pub use signals::Signals;
@@ -44,15 +46,23 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Serves the bound listeners until `shutdown` fires, then lets in-flight requests finish for
-/// up to `grace`.
+/// up to the grace period. At most `max_connections` client connections at once, all listeners
+/// together: beyond, nothing is accepted (new ones wait in the kernel's queue).
 pub async fn serve<H: Handler>(
     cfg: &Server,
     listeners: Vec<Bound>,
     handler: Arc<H>,
+    max_connections: usize,
+    metrics: Option<Arc<Metrics>>,
     shutdown: Shutdown,
 ) {
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let serve = Arc::new(Serve::new(cfg, shutdown.clone()));
+    let serve = Arc::new(Serve::new(cfg, metrics.as_deref(), shutdown.clone()));
+    let limit = max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Slots {
+        free: Arc::new(Semaphore::new(limit)),
+        limit,
+    };
     let mut tasks = Vec::new();
     for l in listeners {
         tasks.push(tokio::spawn(accept_loop(
@@ -61,6 +71,7 @@ pub async fn serve<H: Handler>(
             l.tls.map(TlsAcceptor::from),
             handler.clone(),
             serve.clone(),
+            slots.clone(),
             shutdown.clone(),
             done_tx.clone(),
         )));
@@ -80,16 +91,35 @@ async fn drain(grace: Duration, done: &mut mpsc::Receiver<()>) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn accept_loop<H: Handler>(
     listener: TcpListener,
     role: Listener,
     tls: Option<TlsAcceptor>,
     handler: Arc<H>,
     serve: Arc<Serve>,
+    slots: Slots,
     mut shutdown: Shutdown,
     done: mpsc::Sender<()>,
 ) {
+    let mut errors = AcceptErrors::default();
     loop {
+        let slot = match slots.free.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                warn!(
+                    limit = slots.limit,
+                    "client connection limit reached: new connections wait until one closes"
+                );
+                tokio::select! {
+                    slot = slots.free.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    },
+                    _ = shutdown.requested() => break,
+                }
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
@@ -100,16 +130,46 @@ async fn accept_loop<H: Handler>(
                     let done = done.clone();
                     tokio::spawn(async move {
                         serve.connection(stream, peer, role, tls, handler).await;
+                        drop(slot);
                         drop(done);
                     });
                 }
                 Err(e) => {
+                    errors.record(&e);
                     // Out of file descriptors and the like: back off briefly instead of spinning.
-                    error!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             _ = shutdown.requested() => break,
+        }
+    }
+}
+
+/// The client connections still allowed, shared by every listener.
+#[derive(Debug, Clone)]
+struct Slots {
+    free: Arc<Semaphore>,
+    limit: usize,
+}
+
+/// Accept errors (out of file descriptors, mostly), logged at most once a second with how many
+/// there were, instead of twenty lines a second.
+#[derive(Debug, Default)]
+struct AcceptErrors {
+    since_log: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptErrors {
+    fn record(&mut self, e: &std::io::Error) {
+        self.since_log += 1;
+        let due = self
+            .last_log
+            .map_or(true, |t| t.elapsed() >= Duration::from_secs(1));
+        if due {
+            error!(error = %e, failures = self.since_log, "accept failed");
+            self.since_log = 0;
+            self.last_log = Some(std::time::Instant::now());
         }
     }
 }

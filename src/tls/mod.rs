@@ -113,10 +113,12 @@ impl CertStore {
     }
 }
 
-/// Reloads the store each time `requests` changes, until shutdown.
+/// Reloads the store each time `requests` changes, until shutdown; `reloaded` hears of each
+/// certificate put in place.
 pub async fn reload_service(
     store: Arc<CertStore>,
     mut requests: watch::Receiver<u64>,
+    reloaded: impl Fn(&CertifiedKey) + Send,
     mut shutdown: Shutdown,
 ) {
     loop {
@@ -126,7 +128,10 @@ pub async fn reload_service(
                     return;
                 }
                 match store.reload() {
-                    Ok(origin) => info!(cert = %origin, "TLS certificate reloaded"),
+                    Ok(origin) => {
+                        info!(cert = %origin, "TLS certificate reloaded");
+                        reloaded(&store.current());
+                    }
                     Err(e) => error!(error = %e, "TLS certificate reload failed; keeping the old one"),
                 }
             }
@@ -156,4 +161,11 @@ pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, TlsErro
     config.session_storage = ServerSessionMemoryCache::new(16 * 1024);
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(Arc::new(config))
+}
+
+/// When a certificate expires (its leaf's notAfter, Unix seconds).
+pub fn expiry(key: &CertifiedKey) -> Option<i64> {
+    let leaf = key.cert.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }

@@ -26,6 +26,9 @@ type Body = BoxBody<Bytes, Infallible>;
 /// The `X-Version-Id` the fake sends on every response, as Mattermost does.
 pub const FAKE_VERSION_ID: &str = "11.7.6.fake.mm-edge-test";
 
+/// The `X-Request-Id` the fake sends on every `/api/` response (26 characters, as Mattermost).
+pub const FAKE_REQUEST_ID: &str = "fakeid8ejkmcpqxot1uwisza34";
+
 /// The running fake.
 pub struct Backend {
     /// Where it listens.
@@ -82,9 +85,17 @@ impl Backend {
                     let svc = service_fn(move |req| {
                         let st = st.clone();
                         async move {
+                            let api = req.uri().path().starts_with("/api/");
                             let mut resp = route(st, req).await;
                             resp.headers_mut()
                                 .insert("x-version-id", FAKE_VERSION_ID.parse().expect("header"));
+                            // Mattermost answers every API request with its own request id.
+                            if api {
+                                resp.headers_mut().insert(
+                                    "x-request-id",
+                                    FAKE_REQUEST_ID.parse().expect("header"),
+                                );
+                            }
                             Ok::<_, Infallible>(resp)
                         }
                     });

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 #[allow(unused_imports)]
-pub use backend::{Backend, FAKE_VERSION_ID};
+pub use backend::{Backend, FAKE_REQUEST_ID, FAKE_VERSION_ID};
 
 /// Upper bound for anything a test waits on: a failure bound, never a synchronisation sleep.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -54,6 +54,7 @@ pub struct EdgeBuilder {
     env: Vec<(String, String)>,
     args: Vec<String>,
     state: tempfile::TempDir,
+    nofile: Option<u64>,
 }
 
 impl EdgeBuilder {
@@ -70,6 +71,12 @@ impl EdgeBuilder {
         self
     }
 
+    /// Starts the edge with this open-file limit (soft and hard), through `sh -c 'ulimit -n'`.
+    pub fn nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
     /// The state directory the edge will use.
     pub fn state_dir(&self) -> PathBuf {
         self.state.path().to_path_buf()
@@ -77,16 +84,42 @@ impl EdgeBuilder {
 
     /// Starts the edge and waits for its "listening" log line.
     pub fn spawn(self) -> Edge {
-        let mut cmd = command();
+        let mut cmd = match self.nofile {
+            None => command(),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.env_clear();
+                if let Some(path) = std::env::var_os("PATH") {
+                    c.env("PATH", path);
+                }
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                c
+            }
+        };
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
         cmd.args(&self.args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn mm-edge");
         let stderr = child.stderr.take().expect("stderr piped");
+        let stdout = child.stdout.take().expect("stdout piped");
+        // The access log goes to stdout by default: collected line by line, like the log.
+        let access: Arc<Log> = Arc::default();
+        let access_sink = access.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut l = access_sink.text.lock().expect("access lock");
+                l.push_str(&line);
+                l.push('\n');
+                access_sink.grew.notify_all();
+            }
+        });
         let log: Arc<Log> = Arc::default();
         let (tx, rx) = mpsc::channel();
         let sink = log.clone();
@@ -122,8 +155,10 @@ impl EdgeBuilder {
             pid: child.id(),
             https: field("https"),
             http: field("http").expect("http listener address in the log line"),
+            metrics: field("metrics"),
             child: Some(child),
             log,
+            access,
             state: self.state,
         }
     }
@@ -134,7 +169,10 @@ pub struct Edge {
     child: Option<Child>,
     pid: u32,
     log: Arc<Log>,
+    access: Arc<Log>,
     state: tempfile::TempDir,
+    /// Metrics listener (None when off).
+    pub metrics: Option<SocketAddr>,
     /// TLS listener (None when TLS is not terminated here).
     pub https: Option<SocketAddr>,
     /// Plain listener.
@@ -149,6 +187,7 @@ impl Edge {
             env: Vec::new(),
             args: Vec::new(),
             state,
+            nofile: None,
         };
         let dir = b.state_dir();
         b.env("MM_EDGE_HTTPS_LISTEN", "127.0.0.1:0")
@@ -177,6 +216,33 @@ impl Edge {
     /// Everything the edge logged so far.
     pub fn log(&self) -> String {
         self.log.text.lock().expect("log lock").clone()
+    }
+
+    /// The access log lines written to stdout so far.
+    pub fn access_lines(&self) -> Vec<String> {
+        self.access
+            .text
+            .lock()
+            .expect("access lock")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Blocks until stdout holds at least `n` access-log lines ([`PATIENCE`] bounds a failure).
+    pub fn wait_for_access_lines(&self, n: usize) -> Vec<String> {
+        let text = self.access.text.lock().expect("access lock");
+        let (text, timeout) = self
+            .access
+            .grew
+            .wait_timeout_while(text, PATIENCE, |t| t.lines().count() < n)
+            .expect("access lock");
+        assert!(
+            !timeout.timed_out(),
+            "only {} access log lines, wanted {n}:\n{text}",
+            text.lines().count()
+        );
+        text.lines().map(str::to_string).collect()
     }
 
     /// Blocks until the log holds `needle` (woken by each new line; [`PATIENCE`] bounds a failure).
@@ -354,4 +420,79 @@ pub async fn start_edge(env: &[(&str, &str)]) -> EdgeWithBackend {
     let backend = Backend::start().await;
     let edge = Edge::start(&backend, env);
     EdgeWithBackend { edge, backend }
+}
+
+/// A system tool from PATH, or `None` (after saying so) when it is missing outside CI; under
+/// `CI=true` a missing tool fails the test (`.ci/run` installs it).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        let msg = format!("{name} is not installed (apt-get install {name})");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{msg}; CI=true, so this test cannot be skipped"
+        );
+        eprintln!("skipping: {msg}");
+    }
+    found
+}
+
+/// `promtool check metrics` on an exposition (skips like [`tool`] without promtool).
+pub fn promtool_check(text: &str) {
+    use std::io::Write;
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool output");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The TCP port process `pid` listens on (the first listening socket it holds), from /proc:
+/// for servers started on port 0 that do not say which port they got.
+pub fn listening_port(pid: u32) -> Option<u16> {
+    let mut inodes = std::collections::BTreeSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+        let target = std::fs::read_link(fd.path()).ok()?;
+        if let Some(inode) = target
+            .to_str()
+            .and_then(|t| t.strip_prefix("socket:["))
+            .and_then(|t| t.strip_suffix(']'))
+        {
+            inodes.insert(inode.to_string());
+        }
+    }
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is field 1 (HEX_IP:HEX_PORT), st field 3 (0A = LISTEN), inode 9.
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                let port = f[1].rsplit(':').next()?;
+                return u16::from_str_radix(port, 16).ok();
+            }
+        }
+    }
+    None
 }

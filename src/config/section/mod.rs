@@ -16,7 +16,7 @@ use super::value::{Dir, V};
 pub use listen::Listen;
 pub use mattermost::Mattermost;
 pub use policy::{ClientIp, Cors, RateLimit};
-pub use server::{Log, Proxy, Server};
+pub use server::{Log, Metrics, Proxy, Server};
 pub use site::Site;
 pub use tls::{CertSource, Tls};
 pub use upstream::Upstream;
@@ -36,6 +36,7 @@ pub(super) struct File {
     pub proxy: server::ProxyFile,
     pub server: server::File,
     pub log: server::LogFile,
+    pub metrics: server::MetricsFile,
     pub rate_limit: policy::RateLimitFile,
     pub client_ip: policy::ClientIpFile,
     pub cors: policy::CorsFile,

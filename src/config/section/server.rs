@@ -7,7 +7,12 @@ use serde::Deserialize;
 
 use super::super::layers::Resolver;
 use super::super::spec;
-use super::super::value::{Dur, LogFilter, PositiveDur, Size, Threads};
+use std::net::SocketAddr;
+
+use super::super::value::{
+    AccessLogFormat, AccessLogTarget, AutoCount, Dur, LogFilter, OptionalAddr, PositiveDur, Size,
+    Threads,
+};
 use super::super::ConfigError;
 use super::F;
 
@@ -16,6 +21,8 @@ use super::F;
 pub struct Server {
     /// Runtime worker threads (resolved: never 0).
     pub workers: usize,
+    /// Most client connections at once (`None`: derived from the open-file limit at start).
+    pub max_connections: Option<usize>,
     /// TLS handshake and HTTP/1.1 request-head timeout.
     pub client_header_timeout: Duration,
     /// Idle client connection timeout.
@@ -33,6 +40,7 @@ pub struct Server {
 #[serde(deny_unknown_fields, default)]
 pub struct File {
     workers: F<Threads>,
+    max_connections: F<AutoCount>,
     client_header_timeout: F<PositiveDur>,
     keepalive_timeout: F<PositiveDur>,
     send_timeout: F<PositiveDur>,
@@ -49,6 +57,7 @@ impl Server {
         };
         Ok(Self {
             workers,
+            max_connections: r.take(&spec::MAX_CONNECTIONS, file.max_connections)?,
             client_header_timeout: r
                 .take(&spec::CLIENT_HEADER_TIMEOUT, file.client_header_timeout)?,
             keepalive_timeout: r.take(&spec::KEEPALIVE_TIMEOUT, file.keepalive_timeout)?,
@@ -91,6 +100,10 @@ impl Proxy {
 pub struct Log {
     /// The log filter (tracing EnvFilter syntax).
     pub level: String,
+    /// Where the access log goes.
+    pub access: AccessLogTarget,
+    /// Its line format.
+    pub access_format: AccessLogFormat,
 }
 
 /// `[log]` in the TOML file.
@@ -98,6 +111,8 @@ pub struct Log {
 #[serde(deny_unknown_fields, default)]
 pub struct LogFile {
     level: F<LogFilter>,
+    access: F<AccessLogTarget>,
+    access_format: F<AccessLogFormat>,
 }
 
 impl Log {
@@ -108,6 +123,34 @@ impl Log {
     ) -> Result<Self, ConfigError> {
         Ok(Self {
             level: r.take(&spec::LOG, file.level)?,
+            access: r.take(&spec::ACCESS_LOG, file.access)?,
+            access_format: r.take(&spec::ACCESS_LOG_FORMAT, file.access_format)?,
+        })
+    }
+}
+
+/// The metrics listener.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Its address (`None`: off).
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[metrics]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsFile {
+    listen: F<OptionalAddr>,
+}
+
+impl Metrics {
+    /// Builds the section.
+    pub(in crate::config) fn build(
+        r: &mut Resolver<'_>,
+        file: MetricsFile,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen: r.take(&spec::METRICS_LISTEN, file.listen)?,
         })
     }
 }
