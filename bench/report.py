@@ -215,10 +215,15 @@ def cmd_table(a) -> None:
                + (" | mm-edge/nginx | mm-edge/haproxy | target | met |" if have_mm else " |"))
     out.append("|---|---|" + "---:|" * len(proxies) + ("---:|---:|---|---|" if have_mm else ""))
 
+    def errs(proxy, wl):
+        """Errors recorded over all repeats (non-2xx answers would flatter CPU per request)."""
+        return sum(r.get("errors", 0) or 0 for r in by.get((proxy, wl), {}).values())
+
     def row(wl, label, key, digits, target=None):
         if not any(by.get((p, wl)) for p in proxies):
             return
-        cells = [fmt(med(p, wl, key), digits) for p in proxies]
+        cells = [fmt(med(p, wl, key), digits) + (f" (**{errs(p, wl)} errors**)" if errs(p, wl) else "")
+                 for p in proxies]
         line = f"| {WORKLOADS[wl]} | {label} | " + " | ".join(cells)
         if have_mm:
             rn = ratio(wl, key, "mm-edge", "nginx")
@@ -229,6 +234,8 @@ def cmd_table(a) -> None:
                 r = rn if ref == "nginx" else rh
                 tgt = f"<= {limit:.2f}x {ref}"
                 met = "-" if r is None else ("yes" if r <= limit else "**no**")
+                if errs("mm-edge", wl) or errs(ref, wl):
+                    met = "**not valid: the run had errors**"
             line += (f" | {fmt(rn, 2)}x | {fmt(rh, 2)}x | {tgt} | {met}"
                      .replace("-x", "-"))
         out.append(line + " |")
@@ -263,6 +270,15 @@ def cmd_table(a) -> None:
         r = ratio("a", "cpu_us_per_req", "mm-edge+limiter", "mm-edge")
         extra = None if r is None else (r - 1) * 100
         met = "-" if extra is None else ("yes" if extra < LIMITER_TARGET_PCT else "**no**")
+        n, d = by.get(("mm-edge+limiter", "a")), by.get(("mm-edge", "a"))
+        extras = [(n[k]["cpu_us_per_req"] / d[k]["cpu_us_per_req"] - 1) * 100
+                  for k in sorted(set(n) & set(d))
+                  if n[k].get("cpu_us_per_req") and d[k].get("cpu_us_per_req")]
+        if len(extras) > 1 and max(extras) - min(extras) > LIMITER_TARGET_PCT:
+            # The repeats disagree by more than the target: the verdict is noise.
+            met = f"undecided: repeats spread {min(extras):+.1f}% .. {max(extras):+.1f}%"
+        if errs("mm-edge+limiter", "a") or errs("mm-edge", "a"):
+            met = "**not valid: the run had errors**"
         blanks = " | ".join("" for _ in proxies[:-1])
         pct = "-" if extra is None else f"{extra:+.1f}%"
         out.append(f"| {WORKLOADS['e']} | CPU us/req on / off | {blanks} | {fmt(on, 1)} / {fmt(off, 1)} "

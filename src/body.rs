@@ -205,7 +205,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().map_or(true, Body::is_end_stream)
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -216,7 +216,7 @@ where
         if hint.lower() > self.remaining {
             // Let the limit trip in poll_frame rather than announce an impossible length.
             hint = SizeHint::default();
-        } else if hint.upper().map_or(true, |u| u > self.remaining) {
+        } else if hint.upper().is_none_or(|u| u > self.remaining) {
             hint.set_upper(self.remaining);
         }
         hint

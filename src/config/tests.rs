@@ -194,3 +194,97 @@ fn every_declared_setting_is_read() {
     };
     assert_eq!(recorded, declared);
 }
+
+/// What the settings hold, without the record of where each value came from.
+fn effective(s: &Settings) -> String {
+    format!(
+        "{:?} {:?}",
+        (
+            &s.state_dir,
+            &s.site,
+            &s.tls,
+            &s.listen,
+            &s.upstream,
+            &s.proxy,
+        ),
+        (
+            &s.server,
+            &s.log,
+            &s.metrics,
+            &s.rate_limit,
+            &s.client_ip,
+            &s.cors,
+            &s.mattermost,
+        )
+    )
+}
+
+#[test]
+fn every_declared_setting_changes_the_effective_settings() {
+    // A valid value unlike the default for each setting, and the settings it is compared
+    // against (the value replaces its own there).
+    let pair: &[(&str, &str)] = &[
+        ("MM_EDGE_TLS_CERT", "/c.pem"),
+        ("MM_EDGE_TLS_KEY", "/k.pem"),
+    ];
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let values: &[Case] = &[
+        ("MM_EDGE_STATE_DIR", "/srv/state", &[]),
+        ("MATTERMOST_HOST", "chat.example.com", &[]),
+        ("MATTERMOST_SITE_URL", "https://chat.example.org", &[]),
+        ("MATTERMOST_HTTPS", "false", &[]),
+        ("MM_EDGE_TLS", "off", &[]),
+        ("MM_EDGE_TLS_CERT", "/c2.pem", pair),
+        ("MM_EDGE_TLS_KEY", "/k2.pem", pair),
+        ("MM_EDGE_HSTS_MAX_AGE", "60", &[]),
+        ("MM_EDGE_HTTPS_LISTEN", "127.0.0.1:8443", &[]),
+        ("MM_EDGE_HTTP_LISTEN", "127.0.0.1:8080", &[]),
+        ("MM_EDGE_UPSTREAMS", "http://10.0.0.9:8065", &[]),
+        ("MM_EDGE_UPSTREAM_TIMEOUT", "61s", &[]),
+        ("MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "3s", &[]),
+        ("MM_EDGE_UPSTREAM_IDLE_TIMEOUT", "7s", &[]),
+        ("MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "4s", &[]),
+        ("MM_EDGE_UPSTREAM_MAX_CONNECTIONS", "77", &[]),
+        ("MM_EDGE_MAX_BODY", "5M", &[]),
+        ("MM_EDGE_WORKERS", "3", &[]),
+        ("MM_EDGE_MAX_CONNECTIONS", "999", &[]),
+        ("MM_EDGE_SHUTDOWN_GRACE", "9s", &[]),
+        ("MM_EDGE_CLIENT_HEADER_TIMEOUT", "11s", &[]),
+        ("MM_EDGE_KEEPALIVE_TIMEOUT", "12s", &[]),
+        ("MM_EDGE_SEND_TIMEOUT", "13s", &[]),
+        ("MM_EDGE_WEBSOCKET_IDLE_TIMEOUT", "14s", &[]),
+        ("MM_EDGE_LOG", "debug", &[]),
+        ("MM_EDGE_ACCESS_LOG", "off", &[]),
+        ("MM_EDGE_ACCESS_LOG_FORMAT", "combined", &[]),
+        ("MM_EDGE_METRICS_LISTEN", "127.0.0.1:9100", &[]),
+        ("MATTERMOST_ENABLE_RATE_LIMIT", "false", &[]),
+        ("MATTERMOST_RATE_LIMIT_QPS", "17", &[]),
+        ("MATTERMOST_RATE_LIMIT_BURST", "170", &[]),
+        ("MATTERMOST_RATE_LIMIT_SESSIONS", "1700", &[]),
+        ("MATTERMOST_RATE_LIMIT_BY_IP", "false", &[]),
+        ("MATTERMOST_RATE_LIMIT_HEADERS", "X-Team", &[]),
+        ("MM_EDGE_TRUSTED_PROXIES", "10.1.0.0/16", &[]),
+        ("MATTERMOST_CORS_DOMAINS", "https://a.example", &[]),
+        ("MATTERMOST_CORS_EXPOSED_HEADERS", "X-Version-Id", &[]),
+        ("MATTERMOST_CORS_ALLOW_CREDENTIALS", "true", &[]),
+        ("MM_EDGE_MATTERMOST_CONFIG", "/mm/config.json", &[]),
+        ("MM_EDGE_MATTERMOST_ENV_FILE", "/mm/mattermost.env", &[]),
+    ];
+    let mut missing: Vec<&str> = SETTINGS
+        .iter()
+        .map(|s| s.env)
+        .filter(|env| !values.iter().any(|(e, _, _)| e == env))
+        .collect();
+    missing.sort_unstable();
+    assert!(missing.is_empty(), "give these a value here: {missing:?}");
+    for (env, value, with) in values {
+        let mut given = with.to_vec();
+        given.push((*env, *value));
+        let base = effective(&load(with).unwrap_or_else(|e| panic!("{with:?}: {e}")));
+        let changed = effective(&load(&given).unwrap_or_else(|e| panic!("{env}={value}: {e}")));
+        assert_ne!(
+            base, changed,
+            "{env}={value} is declared but never read into the settings"
+        );
+    }
+}

@@ -165,7 +165,7 @@ impl AcceptErrors {
         self.since_log += 1;
         let due = self
             .last_log
-            .map_or(true, |t| t.elapsed() >= Duration::from_secs(1));
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
         if due {
             error!(error = %e, failures = self.since_log, "accept failed");
             self.since_log = 0;
