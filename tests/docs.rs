@@ -90,4 +90,24 @@ fn every_flag_in_help_and_env_names_are_unique() {
     );
     let keys: BTreeSet<&str> = SETTINGS.iter().map(|s| s.key).collect();
     assert_eq!(keys.len(), SETTINGS.len(), "a TOML key is declared twice");
+    // The binary's own --help lists each setting's flag with its environment variable.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mm-edge"))
+        .arg("--help")
+        .output()
+        .expect("run mm-edge --help");
+    assert!(out.status.success(), "mm-edge --help failed");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in SETTINGS {
+        let flag = format!("--{} <VALUE>", s.flag());
+        let at = help
+            .find(&flag)
+            .unwrap_or_else(|| panic!("{flag} missing from --help:\n{help}"));
+        let entry = &help[at..];
+        let entry = &entry[..entry[1..].find("\n      --").map_or(entry.len(), |n| n + 1)];
+        assert!(
+            entry.contains(&format!("[env: {}]", s.env)),
+            "--help entry for {flag} does not name {}:\n{entry}",
+            s.env
+        );
+    }
 }

@@ -49,12 +49,8 @@ async fn healthcheck_succeeds_against_a_running_edge_over_tls_and_plain_http() {
 
 #[test]
 fn healthcheck_fails_when_nothing_answers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let (_guard, addr) = common::refused_addr();
+    let addr = addr.to_string();
     let out = run(&[("MM_EDGE_HTTPS_LISTEN", &addr)], &["healthcheck"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

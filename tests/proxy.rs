@@ -143,13 +143,8 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_502_at_once_naming_it() {
-    // A port that was free a moment ago: bind, learn it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let upstream = format!("http://127.0.0.1:{port}");
+    let (_guard, addr) = common::refused_addr();
+    let upstream = format!("http://{addr}");
     let edge = Edge::builder(&upstream).spawn();
     let resp = edge.get(&edge.url("/api/v4/system/ping")).await;
     assert_eq!(resp.status(), 502);
@@ -229,12 +224,8 @@ async fn several_upstreams_are_used_round_robin() {
 #[tokio::test]
 async fn a_server_that_refuses_connections_is_skipped_for_the_fail_timeout() {
     let live = Backend::start().await;
-    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let dead = format!("http://127.0.0.1:{dead_port}");
+    let (_guard, dead_addr) = common::refused_addr();
+    let dead = format!("http://{dead_addr}");
     let edge = Edge::builder(&format!("{dead} {}", live.url()))
         .env("MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "1h")
         .spawn();

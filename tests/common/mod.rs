@@ -422,6 +422,16 @@ pub async fn start_edge(env: &[(&str, &str)]) -> EdgeWithBackend {
     EdgeWithBackend { edge, backend }
 }
 
+/// An address where connections are refused, for as long as the returned listener lives: the
+/// listener holds port P on 127.0.0.1 (so no other test is given P), and nothing listens on
+/// 127.0.0.2:P. A port bound, released and used later could be taken by another test meanwhile.
+#[allow(dead_code)]
+pub fn refused_addr() -> (std::net::TcpListener, std::net::SocketAddr) {
+    let guard = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = guard.local_addr().expect("addr").port();
+    (guard, std::net::SocketAddr::from(([127, 0, 0, 2], port)))
+}
+
 /// A system tool from PATH, or `None` (after saying so) when it is missing outside CI; under
 /// `CI=true` a missing tool fails the test (`.ci/run` installs it).
 pub fn tool(name: &str) -> Option<PathBuf> {
