@@ -102,26 +102,39 @@ async fn tls_off_behind_a_load_balancer_still_tells_mattermost_https() {
 async fn hop_by_hop_headers_are_removed_both_ways() {
     let backend = Backend::start().await;
     let edge = Edge::start(&backend, &[]);
-    let (_, seen) = headers_seen(
+    let hop: &[(&str, &str)] = &[
+        ("Connection", "keep-alive, X-Hop-Req"),
+        ("X-Hop-Req", "secret"),
+        ("Keep-Alive", "timeout=5"),
+        ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+        ("Proxy-Connection", "keep-alive"),
+        ("TE", "trailers, deflate"),
+        // An upgrade to something other than WebSocket, on a plain request.
+        ("Upgrade", "h2c"),
+        ("X-End-To-End", "kept"),
+    ];
+    // The control: sent straight to the fake Mattermost, every one of them arrives.
+    let (_, direct) = headers_seen(
         &edge.client_h1(),
-        &edge.url("/api/v4/headers"),
-        &[
-            ("Connection", "keep-alive, X-Hop-Req"),
-            ("X-Hop-Req", "secret"),
-            ("Keep-Alive", "timeout=5"),
-            ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
-            ("X-End-To-End", "kept"),
-        ],
+        &format!("{}/api/v4/headers", backend.url()),
+        hop,
     )
     .await;
-    let h = seen["headers"].as_object().expect("headers");
-    for gone in [
+    let d = direct["headers"].as_object().expect("headers");
+    let hop_names = [
         "x-hop-req",
         "keep-alive",
         "proxy-authorization",
+        "proxy-connection",
         "te",
         "upgrade",
-    ] {
+    ];
+    for sent in hop_names {
+        assert!(d.contains_key(sent), "{sent} was not sent: {direct}");
+    }
+    let (_, seen) = headers_seen(&edge.client_h1(), &edge.url("/api/v4/headers"), hop).await;
+    let h = seen["headers"].as_object().expect("headers");
+    for gone in hop_names {
         assert!(!h.contains_key(gone), "{gone} reached Mattermost: {seen}");
     }
     assert_eq!(one(&seen, "x-end-to-end"), "kept");
@@ -137,7 +150,13 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
         resp.headers().get("x-hop-resp").is_none(),
         "header named in Connection removed"
     );
-    assert!(resp.headers().get("keep-alive").is_none());
+    for gone in ["keep-alive", "proxy-authenticate", "upgrade"] {
+        assert!(
+            resp.headers().get(gone).is_none(),
+            "{gone} reached the client: {:?}",
+            resp.headers()
+        );
+    }
     assert_eq!(resp.headers()["x-end-to-end"], "1");
 }
 

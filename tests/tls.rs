@@ -1,5 +1,6 @@
 //! TLS termination: a real rustls client handshakes against the generated certificate; ALPN
-//! offers h2 and http/1.1; only TLS 1.2 and 1.3; HSTS; the self-signed cert survives restarts.
+//! offers h2 and http/1.1; only TLS 1.2 and 1.3 with ECDHE + AEAD suites (refusals checked
+//! with `openssl s_client`); HSTS; the self-signed cert survives restarts.
 
 mod common;
 
@@ -219,4 +220,70 @@ async fn sighup_reloads_the_certificate_files() {
         200,
         "old certificate kept"
     );
+}
+
+/// `openssl s_client` against the edge with `args`; whether the handshake succeeded, and its
+/// output.
+fn s_client(openssl: &std::path::Path, edge: &Edge, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .arg(openssl)
+        .args(["s_client", "-brief", "-servername", "localhost", "-connect"])
+        .arg(edge.https.expect("tls").to_string())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn only_ecdhe_with_aead_suites_and_tls12_or_newer_are_accepted() {
+    let Some(openssl) = common::tool("openssl") else {
+        return;
+    };
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    // A client that offers them (security level 0: OpenSSL would not even offer some).
+    let refused = [
+        // CBC with ECDHE key exchange.
+        "ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:@SECLEVEL=0",
+        // AEAD without ECDHE (static RSA, finite-field DHE).
+        "AES128-GCM-SHA256:AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0",
+        // Neither.
+        "AES128-SHA:AES256-SHA:DES-CBC3-SHA:@SECLEVEL=0",
+    ];
+    let openssl2 = openssl.clone();
+    let edge = tokio::task::spawn_blocking(move || {
+        for suites in refused {
+            let (ok, out) = s_client(&openssl2, &edge, &["-tls1_2", "-cipher", suites]);
+            assert!(!ok, "handshake with only {suites} succeeded:\n{out}");
+        }
+        let (ok, out) = s_client(&openssl2, &edge, &["-tls1_1", "-cipher", "ALL:@SECLEVEL=0"]);
+        assert!(!ok, "a TLS 1.1 handshake succeeded:\n{out}");
+        edge
+    })
+    .await
+    .expect("openssl runs");
+    // The control: ECDHE + AEAD over TLS 1.2 works with the same client.
+    let (ok, out) = tokio::task::spawn_blocking(move || {
+        s_client(
+            &openssl,
+            &edge,
+            &[
+                "-tls1_2",
+                "-cipher",
+                "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305",
+            ],
+        )
+    })
+    .await
+    .expect("openssl runs");
+    assert!(ok, "ECDHE + AEAD over TLS 1.2 failed:\n{out}");
+    assert!(out.contains("GCM") || out.contains("CHACHA20"), "{out}");
 }

@@ -326,6 +326,11 @@ async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
             h.insert("connection", "X-Hop-Resp".parse().expect("header"));
             h.insert("x-hop-resp", "1".parse().expect("header"));
             h.insert("keep-alive", "timeout=5".parse().expect("header"));
+            h.insert(
+                "proxy-authenticate",
+                "Basic realm=\"mm\"".parse().expect("header"),
+            );
+            h.insert("upgrade", "h2c".parse().expect("header"));
             h.insert("x-end-to-end", "1".parse().expect("header"));
             r
         }
