@@ -579,12 +579,18 @@ async fn websocket_origin_and_host_pass_through_unchanged() {
         req.headers_mut()
             .insert("origin", origin.parse().expect("origin"));
         let connector = tokio_tungstenite::Connector::Rustls(edge.rustls_config());
-        let (mut ws, resp) =
-            tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
-                .await
-                .expect("WebSocket through the edge");
+        let (mut ws, resp) = tokio::time::timeout(
+            common::PATIENCE,
+            tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector)),
+        )
+        .await
+        .expect("WebSocket handshake in time")
+        .expect("WebSocket through the edge");
         assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
-        let hello = match ws.next().await {
+        let hello = match tokio::time::timeout(common::PATIENCE, ws.next())
+            .await
+            .expect("hello in time")
+        {
             Some(Ok(Message::Text(t))) => t.to_string(),
             other => panic!("expected the hello, got {other:?}"),
         };
@@ -593,7 +599,10 @@ async fn websocket_origin_and_host_pass_through_unchanged() {
         assert_eq!(hello["origin"], origin, "{hello}");
         assert_eq!(hello["host"], host, "{hello}");
         ws.send(Message::text("ping")).await.expect("send");
-        match ws.next().await {
+        match tokio::time::timeout(common::PATIENCE, ws.next())
+            .await
+            .expect("echo in time")
+        {
             Some(Ok(Message::Text(t))) => assert_eq!(t.as_str(), "ping"),
             other => panic!("expected the echo, got {other:?}"),
         }

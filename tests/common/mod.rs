@@ -32,14 +32,33 @@ pub fn command() -> Command {
     cmd
 }
 
-/// Runs the binary to completion with `env` and `args`.
+/// Runs the binary to completion with `env` and `args`; one that has not ended within
+/// [`PATIENCE`] is killed and fails the test (a hang is a failure, not a stalled run).
 pub fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = command();
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(args).stdin(Stdio::null());
-    cmd.output().expect("run mm-edge")
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("run mm-edge");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(PATIENCE) {
+        Ok(out) => out.expect("wait for mm-edge"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            panic!("mm-edge {args:?} did not end within {PATIENCE:?}");
+        }
+    }
 }
 
 /// The edge's stderr, collected line by line, with a signal for each new line.
