@@ -602,7 +602,9 @@ async fn clients_filling_their_share_of_file_descriptors_leave_room_for_mattermo
                 .expect("connect"),
         );
     }
-    edge.wait_for_log("client connection limit reached");
+    edge.wait_for_log(
+        "connection limit reached: new connections wait until one closes limit=32 listener=Https",
+    );
     // A request that needs a new Mattermost connection still gets one.
     let resp = keep
         .get(edge.url("/api/v4/close"))

@@ -445,3 +445,36 @@ async fn a_full_log_buffer_drops_lines_and_counts_them_but_never_a_request() {
     let dropped = sample(&text, "mm_edge_access_log_dropped_total");
     assert!(dropped > 0.0, "no line counted as dropped:\n{text}");
 }
+
+#[tokio::test]
+async fn metrics_answer_while_clients_hold_every_connection_slot() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(
+        &backend,
+        &[
+            ("MM_EDGE_METRICS_LISTEN", "127.0.0.1:0"),
+            ("MM_EDGE_MAX_CONNECTIONS", "2"),
+        ],
+    );
+    // More silent clients than slots: the edge accepts two (they sit in the TLS handshake), the
+    // rest wait in the kernel's queue.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(
+            tokio::net::TcpStream::connect(edge.https.expect("tls"))
+                .await
+                .expect("connect"),
+        );
+    }
+    let edge = tokio::task::spawn_blocking(move || {
+        edge.wait_for_log("connection limit reached");
+        edge
+    })
+    .await
+    .expect("limit reached");
+    let text = tokio::time::timeout(common::PATIENCE, scrape(&edge))
+        .await
+        .expect("a scrape while clients hold every slot");
+    assert!(text.contains("process_open_fds"), "{text}");
+    drop(held);
+}

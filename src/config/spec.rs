@@ -90,7 +90,7 @@ settings! {
     KEEPALIVE_TIMEOUT = "MM_EDGE_KEEPALIVE_TIMEOUT", "server.keepalive_timeout", "75s",
         "A client connection with no traffic either way for this long is closed gracefully.";
     MAX_CONNECTIONS = "MM_EDGE_MAX_CONNECTIONS", "server.max_connections", "auto",
-        "Most client connections at once, both listeners together (more wait in the kernel's queue); auto = half the open-file limit, which mm-edge raises to its hard limit at start, leaving the rest for Mattermost connections.";
+        "Most client connections at once, HTTPS and HTTP listeners together (more wait in the kernel's queue; the metrics listener has 16 of its own); auto = half the open-file limit, which mm-edge raises to its hard limit at start, leaving the rest for Mattermost connections.";
     SEND_TIMEOUT = "MM_EDGE_SEND_TIMEOUT", "server.send_timeout", "60s",
         "A client that takes no response byte for this long (it stopped reading) loses the stream (HTTP/2) or the connection (HTTP/1.1, WebSocket), and its Mattermost connection is released.";
     WEBSOCKET_IDLE_TIMEOUT = "MM_EDGE_WEBSOCKET_IDLE_TIMEOUT", "server.websocket_idle_timeout", "24h",

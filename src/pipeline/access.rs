@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
 use time::OffsetDateTime;
@@ -62,14 +63,14 @@ impl Observer {
         }
     }
 
-    fn count(&self, m: &Metrics, ctx: &RequestCtx) {
+    fn count(&self, m: &Metrics, ctx: &RequestCtx, took: Duration) {
         let code = ctx.status.map_or(0, |s| s.as_u16());
-        m.request(ctx.route.index(), &ctx.method, code, ctx.start.elapsed());
+        m.request(ctx.route.index(), &ctx.method, code, took);
         m.bytes_in.inc_by(ctx.bytes_in());
         m.bytes_out.inc_by(ctx.bytes_out);
         if let Some(us) = ctx.upstream_us {
             m.upstream_response
-                .observe(std::time::Duration::from_micros(u64::from(us)));
+                .observe(Duration::from_micros(u64::from(us)));
         }
         let server = ctx.upstream.map(usize::from);
         let kind = match ctx.outcome {
@@ -95,33 +96,33 @@ impl Observer {
     }
 
     /// One access-log line for `ctx`, with its newline.
-    pub fn line(&self, ctx: &RequestCtx, now: OffsetDateTime) -> Vec<u8> {
+    pub fn line(&self, ctx: &RequestCtx, now: OffsetDateTime, took: Duration) -> Vec<u8> {
         match self.format {
-            AccessLogFormat::Json => self.json(ctx, now),
+            AccessLogFormat::Json => self.json(ctx, now, took),
             AccessLogFormat::Combined => combined(ctx, now),
         }
     }
 
-    fn json(&self, ctx: &RequestCtx, now: OffsetDateTime) -> Vec<u8> {
+    fn json(&self, ctx: &RequestCtx, now: OffsetDateTime, took: Duration) -> Vec<u8> {
         let mut out = Vec::with_capacity(384);
         let mut o = JsonObject::new(&mut out);
         o.plain("time", rfc3339_millis(now).as_str());
         o.ip("client_ip", ctx.client_ip);
         o.plain("method", ctx.method.as_str());
-        o.text("path", ctx.path().as_bytes());
+        o.plain("path", ctx.path());
         if let Some(q) = ctx.path.as_ref().and_then(|p| p.query()) {
-            o.text("query", redact_query(q).as_bytes());
+            o.plain("query", &redact_query(q));
         }
         o.plain("protocol", ctx.protocol.as_str());
         o.uint("status", ctx.status.map_or(0, |s| u64::from(s.as_u16())));
         o.uint("bytes_in", ctx.bytes_in());
         o.uint("bytes_out", ctx.bytes_out);
-        o.millis("duration_ms", micros(ctx.start.elapsed()));
+        o.millis("duration_ms", micros(took));
         if let Some(name) = ctx
             .upstream
             .and_then(|i| self.upstreams.get(usize::from(i)))
         {
-            o.text("upstream", name.as_bytes());
+            o.plain("upstream", name);
         }
         if let Some(us) = ctx.upstream_us {
             o.millis("upstream_ms", u64::from(us));
@@ -134,7 +135,7 @@ impl Observer {
             o.text("user_agent", ua.as_bytes());
         }
         if let Some(r) = &ctx.referer {
-            o.text("referer", redact_url(&lossy(r.as_bytes())).as_bytes());
+            o.plain("referer", &redact_url(&lossy(r.as_bytes())));
         }
         if let Some(tls) = ctx.tls {
             o.plain("tls", tls);
@@ -147,16 +148,18 @@ impl Observer {
 
 impl Sink for Observer {
     fn log(&self, ctx: &RequestCtx) {
+        let took = ctx.start.elapsed();
         if let Some(m) = &self.metrics {
-            self.count(m, ctx);
+            self.count(m, ctx, took);
         }
         if self.log.is_on() {
-            self.log.write(self.line(ctx, OffsetDateTime::now_utc()));
+            self.log
+                .write(self.line(ctx, OffsetDateTime::now_utc(), took));
         }
     }
 }
 
-fn micros(d: std::time::Duration) -> u64 {
+fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 

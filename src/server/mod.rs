@@ -58,20 +58,22 @@ pub async fn serve<H: Handler>(
 ) {
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let serve = Arc::new(Serve::new(cfg, metrics.as_deref(), shutdown.clone()));
-    let limit = max_connections.clamp(1, Semaphore::MAX_PERMITS);
-    let slots = Slots {
-        free: Arc::new(Semaphore::new(limit)),
-        limit,
-    };
+    let clients = Slots::new(max_connections);
+    // Scrapes must get through while clients hold every slot: the metrics listener has its own.
+    let scrapers = Slots::new(METRICS_CONNECTIONS);
     let mut tasks = Vec::new();
     for l in listeners {
+        let slots = match l.role {
+            Listener::Metrics => scrapers.clone(),
+            Listener::Https | Listener::Http => clients.clone(),
+        };
         tasks.push(tokio::spawn(accept_loop(
             l.socket,
             l.role,
             l.tls.map(TlsAcceptor::from),
             handler.clone(),
             serve.clone(),
-            slots.clone(),
+            slots,
             shutdown.clone(),
             done_tx.clone(),
         )));
@@ -102,15 +104,20 @@ async fn accept_loop<H: Handler>(
     mut shutdown: Shutdown,
     done: mpsc::Sender<()>,
 ) {
-    let mut errors = AcceptErrors::default();
+    let mut errors = Throttled::default();
+    let mut full = Throttled::default();
     loop {
         let slot = match slots.free.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
-                warn!(
-                    limit = slots.limit,
-                    "client connection limit reached: new connections wait until one closes"
-                );
+                if let Some(times) = full.due() {
+                    warn!(
+                        limit = slots.limit,
+                        listener = ?role,
+                        times,
+                        "connection limit reached: new connections wait until one closes"
+                    );
+                }
                 tokio::select! {
                     slot = slots.free.clone().acquire_owned() => match slot {
                         Ok(slot) => slot,
@@ -135,7 +142,9 @@ async fn accept_loop<H: Handler>(
                     });
                 }
                 Err(e) => {
-                    errors.record(&e);
+                    if let Some(failures) = errors.due() {
+                        error!(error = %e, failures, "accept failed");
+                    }
                     // Out of file descriptors and the like: back off briefly instead of spinning.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -145,31 +154,45 @@ async fn accept_loop<H: Handler>(
     }
 }
 
-/// The client connections still allowed, shared by every listener.
+/// Most connections at once to the metrics listener (Prometheus needs one or two).
+const METRICS_CONNECTIONS: usize = 16;
+
+/// The connections still allowed, shared by the listeners given the same slots.
 #[derive(Debug, Clone)]
 struct Slots {
     free: Arc<Semaphore>,
     limit: usize,
 }
 
-/// Accept errors (out of file descriptors, mostly), logged at most once a second with how many
-/// there were, instead of twenty lines a second.
+impl Slots {
+    fn new(limit: usize) -> Self {
+        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            free: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+}
+
+/// A repeating event (an accept error, a full connection limit) logged at most once a second
+/// with how many times it happened, instead of a line each time.
 #[derive(Debug, Default)]
-struct AcceptErrors {
+struct Throttled {
     since_log: u64,
     last_log: Option<std::time::Instant>,
 }
 
-impl AcceptErrors {
-    fn record(&mut self, e: &std::io::Error) {
+impl Throttled {
+    /// Counts one event; `Some(count since the last line)` when a line is due.
+    fn due(&mut self) -> Option<u64> {
         self.since_log += 1;
         let due = self
             .last_log
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-        if due {
-            error!(error = %e, failures = self.since_log, "accept failed");
-            self.since_log = 0;
-            self.last_log = Some(std::time::Instant::now());
+        if !due {
+            return None;
         }
+        self.last_log = Some(std::time::Instant::now());
+        Some(std::mem::take(&mut self.since_log))
     }
 }

@@ -126,18 +126,16 @@ impl<B> ServerPool<B> {
         None
     }
 
-    /// Closes the idle connections older than the idle timeout; returns how many are left.
-    fn close_expired(&self) -> usize {
-        let now = Instant::now();
-        let mut idle = self.idle.lock();
+    /// Closes the idle connections older than the idle timeout, and the oldest beyond `keep`
+    /// (the oldest sit at the front).
+    fn close_expired(&self, idle: &mut VecDeque<(Conn<B>, Instant)>, now: Instant, keep: usize) {
         while let Some((_, since)) = idle.front() {
-            if now.duration_since(*since) >= self.idle_timeout {
+            if now.duration_since(*since) >= self.idle_timeout || idle.len() > keep {
                 idle.pop_front();
             } else {
                 break;
             }
         }
-        idle.len()
     }
 
     fn put_back(&self, conn: Conn<B>) {
@@ -147,14 +145,8 @@ impl<B> ServerPool<B> {
         }
         let now = Instant::now();
         let mut idle = self.idle.lock();
-        // The oldest sit at the front: drop the expired ones and keep the stack bounded.
-        while let Some((_, since)) = idle.front() {
-            if now.duration_since(*since) >= self.idle_timeout || idle.len() >= MAX_IDLE {
-                idle.pop_front();
-            } else {
-                break;
-            }
-        }
+        // Room for this one within the bound.
+        self.close_expired(&mut idle, now, MAX_IDLE - 1);
         idle.push_back((conn, now));
     }
 }
@@ -236,7 +228,8 @@ where
     }
 
     async fn connect(self: &Arc<Self>) -> Result<Conn<B>, UpstreamError> {
-        if !self.reaper.swap(true, Ordering::Relaxed) {
+        // A load first: after the first connect, no write to the shared line.
+        if !self.reaper.load(Ordering::Relaxed) && !self.reaper.swap(true, Ordering::Relaxed) {
             tokio::spawn(reap(Arc::downgrade(self)));
         }
         let permit = self.permit().await?;
@@ -287,7 +280,8 @@ async fn reap<B>(pool: Weak<ServerPool<B>>) {
     loop {
         tick.tick().await;
         let Some(pool) = pool.upgrade() else { return };
-        pool.close_expired();
+        let mut idle = pool.idle.lock();
+        pool.close_expired(&mut idle, Instant::now(), MAX_IDLE);
     }
 }
 
