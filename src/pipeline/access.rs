@@ -8,14 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::gauge::Gauge;
+use std::time::SystemTime;
+
 use time::OffsetDateTime;
 
 use super::ctx::{Protocol, RequestCtx};
 use super::logging::Sink;
 use crate::answer::Outcome;
 use crate::config::AccessLogFormat;
+use crate::json_key;
 use crate::observe::access_log::AccessLog;
-use crate::observe::json::JsonObject;
+use crate::observe::json::{escaped, JsonObject};
 use crate::observe::metrics::Metrics;
 
 /// Query parameters whose values are secrets: API tokens (`access_token`, `token`), public file
@@ -39,6 +42,8 @@ pub struct Observer {
     metrics: Option<Arc<Metrics>>,
     /// Each Mattermost server as configured, by index.
     upstreams: Vec<String>,
+    /// The same, escaped once for the JSON lines.
+    upstreams_json: Vec<Vec<u8>>,
     upstream_up: Vec<Gauge>,
 }
 
@@ -58,6 +63,7 @@ impl Observer {
             log,
             format,
             metrics,
+            upstreams_json: upstreams.iter().map(|u| escaped(u)).collect(),
             upstreams,
             upstream_up,
         }
@@ -96,49 +102,59 @@ impl Observer {
     }
 
     /// One access-log line for `ctx`, with its newline.
-    pub fn line(&self, ctx: &RequestCtx, now: OffsetDateTime, took: Duration) -> Vec<u8> {
+    pub fn line(&self, ctx: &RequestCtx, now: SystemTime, took: Duration) -> Vec<u8> {
         match self.format {
             AccessLogFormat::Json => self.json(ctx, now, took),
             AccessLogFormat::Combined => combined(ctx, now),
         }
     }
 
-    fn json(&self, ctx: &RequestCtx, now: OffsetDateTime, took: Duration) -> Vec<u8> {
-        let mut out = Vec::with_capacity(384);
-        let mut o = JsonObject::new(&mut out);
-        o.plain("time", rfc3339_millis(now).as_str());
-        o.ip("client_ip", ctx.client_ip);
-        o.plain("method", ctx.method.as_str());
-        o.plain("path", ctx.path());
-        if let Some(q) = ctx.path.as_ref().and_then(|p| p.query()) {
-            o.plain("query", &redact_query(q));
-        }
-        o.plain("protocol", ctx.protocol.as_str());
-        o.uint("status", ctx.status.map_or(0, |s| u64::from(s.as_u16())));
-        o.uint("bytes_in", ctx.bytes_in());
-        o.uint("bytes_out", ctx.bytes_out);
-        o.millis("duration_ms", micros(took));
-        if let Some(name) = ctx
+    fn json(&self, ctx: &RequestCtx, now: SystemTime, took: Duration) -> Vec<u8> {
+        let upstream = ctx
             .upstream
-            .and_then(|i| self.upstreams.get(usize::from(i)))
-        {
-            o.plain("upstream", name);
+            .and_then(|i| self.upstreams_json.get(usize::from(i)));
+        let len = |v: &Option<http::HeaderValue>| v.as_ref().map_or(0, |v| v.len());
+        // The fixed part of a line is about 320 bytes: one allocation for the whole line.
+        let mut out = Vec::with_capacity(
+            320 + ctx.path.as_ref().map_or(0, |p| p.as_str().len())
+                + upstream.map_or(0, |u| u.len())
+                + len(&ctx.user_agent)
+                + len(&ctx.referer),
+        );
+        let mut o = JsonObject::new(&mut out);
+        o.verbatim(json_key!("time"), &rfc3339_millis(now));
+        o.ip(json_key!("client_ip"), ctx.client_ip);
+        o.plain(json_key!("method"), ctx.method.as_str());
+        o.plain(json_key!("path"), ctx.path());
+        if let Some(q) = ctx.path.as_ref().and_then(|p| p.query()) {
+            o.plain(json_key!("query"), &redact_query(q));
+        }
+        o.verbatim(json_key!("protocol"), ctx.protocol.as_str().as_bytes());
+        o.uint(
+            json_key!("status"),
+            ctx.status.map_or(0, |s| u64::from(s.as_u16())),
+        );
+        o.uint(json_key!("bytes_in"), ctx.bytes_in());
+        o.uint(json_key!("bytes_out"), ctx.bytes_out);
+        o.millis(json_key!("duration_ms"), micros(took));
+        if let Some(name) = upstream {
+            o.verbatim(json_key!("upstream"), name);
         }
         if let Some(us) = ctx.upstream_us {
-            o.millis("upstream_ms", u64::from(us));
+            o.millis(json_key!("upstream_ms"), u64::from(us));
         }
         if let Some(id) = &ctx.request_id {
-            o.text("request_id", id.as_bytes());
+            o.text(json_key!("request_id"), id.as_bytes());
         }
-        o.plain("outcome", ctx.outcome.as_str());
+        o.verbatim(json_key!("outcome"), ctx.outcome.as_str().as_bytes());
         if let Some(ua) = &ctx.user_agent {
-            o.text("user_agent", ua.as_bytes());
+            o.text(json_key!("user_agent"), ua.as_bytes());
         }
         if let Some(r) = &ctx.referer {
-            o.plain("referer", &redact_url(&lossy(r.as_bytes())));
+            o.plain(json_key!("referer"), &redact_url(&lossy(r.as_bytes())));
         }
         if let Some(tls) = ctx.tls {
-            o.plain("tls", tls);
+            o.verbatim(json_key!("tls"), tls.as_bytes());
         }
         o.finish();
         out.push(b'\n');
@@ -153,8 +169,7 @@ impl Sink for Observer {
             self.count(m, ctx, took);
         }
         if self.log.is_on() {
-            self.log
-                .write(self.line(ctx, OffsetDateTime::now_utc(), took));
+            self.log.write(self.line(ctx, SystemTime::now(), took));
         }
     }
 }
@@ -163,48 +178,100 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// `2026-12-02T09:30:00.123Z`, in a stack buffer.
-fn rfc3339_millis(t: OffsetDateTime) -> TimeText {
-    let mut b = [0u8; 24];
-    let year = t.year().clamp(0, 9999) as u32;
-    let fields = [
-        (0, year / 100, 2),
-        (2, year % 100, 2),
-        (5, u32::from(u8::from(t.month())), 2),
-        (8, u32::from(t.day()), 2),
-        (11, u32::from(t.hour()), 2),
-        (14, u32::from(t.minute()), 2),
-        (17, u32::from(t.second()), 2),
-        (20, u32::from(t.millisecond()), 3),
-    ];
-    for (at, value, width) in fields {
-        let mut v = value;
-        for i in (0..width).rev() {
-            b[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    }
-    for (at, c) in [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b':'),
-        (16, b':'),
-        (19, b'.'),
-        (23, b'Z'),
-    ] {
-        b[at] = c;
-    }
-    TimeText(b)
+/// The wall clock's current second, formatted once per second per thread: formatting a date
+/// costs more than the rest of a log line.
+#[derive(Clone, Copy)]
+struct Second {
+    unix: i64,
+    /// `2026-12-02T09:30:00.` (RFC 3339; the milliseconds and `Z` follow).
+    rfc3339: [u8; 20],
+    /// `02/Dec/2026:09:30:00 +0000` (the combined format's time).
+    clf: [u8; 26],
 }
 
-/// A formatted time (ASCII).
-struct TimeText([u8; 24]);
+thread_local! {
+    static SECOND: std::cell::RefCell<Second> = const {
+        std::cell::RefCell::new(Second {
+            unix: i64::MIN,
+            rfc3339: [0; 20],
+            clf: [0; 26],
+        })
+    };
+}
 
-impl TimeText {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("")
+impl Second {
+    fn of(unix: i64) -> Self {
+        const MONTHS: [&[u8; 3]; 12] = [
+            b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+            b"Dec",
+        ];
+        let t = OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let year = t.year().clamp(0, 9999) as u32;
+        let month = u8::from(t.month());
+        let mut rfc3339 = *b"0000-00-00T00:00:00.";
+        let mut clf = *b"00/Mon/0000:00:00:00 +0000";
+        let digits = |b: &mut [u8], at: usize, width: usize, mut v: u32| {
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        for (at, width, v) in [
+            (0, 4, year),
+            (5, 2, u32::from(month)),
+            (8, 2, u32::from(t.day())),
+            (11, 2, u32::from(t.hour())),
+            (14, 2, u32::from(t.minute())),
+            (17, 2, u32::from(t.second())),
+        ] {
+            digits(&mut rfc3339, at, width, v);
+        }
+        for (at, width, v) in [
+            (0, 2, u32::from(t.day())),
+            (7, 4, year),
+            (12, 2, u32::from(t.hour())),
+            (15, 2, u32::from(t.minute())),
+            (18, 2, u32::from(t.second())),
+        ] {
+            digits(&mut clf, at, width, v);
+        }
+        clf[3..6].copy_from_slice(MONTHS[usize::from(month.clamp(1, 12)) - 1]);
+        Self { unix, rfc3339, clf }
     }
+
+    /// Runs `f` on the second `unix`, from this thread's cache when it is the same second as the
+    /// last line's.
+    fn with<T>(unix: i64, f: impl FnOnce(&Second) -> T) -> T {
+        SECOND.with_borrow_mut(|s| {
+            if s.unix != unix {
+                *s = Self::of(unix);
+            }
+            f(s)
+        })
+    }
+}
+
+/// `now` as seconds since the epoch and milliseconds.
+fn split(now: SystemTime) -> (i64, u32) {
+    match now.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_millis(),
+        ),
+        Err(_) => (0, 0),
+    }
+}
+
+/// `2026-12-02T09:30:00.123Z`, in a stack buffer.
+fn rfc3339_millis(now: SystemTime) -> [u8; 24] {
+    let (unix, ms) = split(now);
+    let mut b = [0u8; 24];
+    Second::with(unix, |s| b[..20].copy_from_slice(&s.rfc3339));
+    b[20] = b'0' + (ms / 100 % 10) as u8;
+    b[21] = b'0' + (ms / 10 % 10) as u8;
+    b[22] = b'0' + (ms % 10) as u8;
+    b[23] = b'Z';
+    b
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -240,10 +307,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `IP - - [02/Dec/2026:09:00:00 +0000] "GET /x?y HTTP/1.1" 200 123 "referer" "agent"`.
-fn combined(ctx: &RequestCtx, now: OffsetDateTime) -> Vec<u8> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+fn combined(ctx: &RequestCtx, now: SystemTime) -> Vec<u8> {
     let mut out = String::with_capacity(256);
     let target = match ctx.path.as_ref().and_then(|p| p.query()) {
         Some(q) => format!("{}?{}", ctx.path(), redact_query(q)),
@@ -254,16 +318,12 @@ fn combined(ctx: &RequestCtx, now: OffsetDateTime) -> Vec<u8> {
         Protocol::Http10 => "HTTP/1.0",
         Protocol::Http11 | Protocol::WebSocket => "HTTP/1.1",
     };
+    let clf = Second::with(split(now).0, |s| s.clf);
     let _ = write!(
         out,
-        "{} - - [{:02}/{}/{}:{:02}:{:02}:{:02} +0000] \"{} {} {}\" {} {} \"",
+        "{} - - [{}] \"{} {} {}\" {} {} \"",
         ctx.client_ip,
-        now.day(),
-        MONTHS[usize::from(u8::from(now.month())) - 1],
-        now.year(),
-        now.hour(),
-        now.minute(),
-        now.second(),
+        std::str::from_utf8(&clf).unwrap_or(""),
         ctx.method,
         escape(&target),
         protocol,
@@ -316,7 +376,14 @@ mod tests {
             "https://chat.example.com/login?code=REDACTED&state=REDACTED&next=/x"
         );
         assert_eq!(escape("a\"b\\c\n"), "a\\x22b\\x5Cc\\x0A");
-        let t = time::macros::datetime!(2026-12-02 09:05:07.043 UTC);
-        assert_eq!(rfc3339_millis(t).as_str(), "2026-12-02T09:05:07.043Z");
+        let t = SystemTime::from(time::macros::datetime!(2026-12-02 09:05:07.043 UTC));
+        assert_eq!(&rfc3339_millis(t), b"2026-12-02T09:05:07.043Z");
+        // The same second again comes from the cache; the next one does not.
+        let later = t + Duration::from_millis(900);
+        assert_eq!(&rfc3339_millis(later), b"2026-12-02T09:05:07.943Z");
+        let next = later + Duration::from_millis(100);
+        assert_eq!(&rfc3339_millis(next), b"2026-12-02T09:05:08.043Z");
+        let clf = Second::with(split(next).0, |s| s.clf);
+        assert_eq!(&clf, b"02/Dec/2026:09:05:08 +0000");
     }
 }
