@@ -8,12 +8,19 @@
 # legacy builder: no RUN --mount, no heredocs.
 
 # ---------------------------------------------------------------------------
-# Builder: the official Rust image, pinned to the toolchain the crate is tested
-# with. Debian 13 (trixie) here and in the runtime image, so the glibc the
-# binary is linked against is the glibc it runs on.
+# Base images. Builder: the official Rust image, pinned to the toolchain the
+# crate is tested with. Runtime: distroless "cc". Debian 13 (trixie) in both,
+# so the glibc the binary is linked against is the glibc it runs on.
+# Both are build arguments so tests/container.rs can build this file with
+# local stand-ins (--build-arg BUILDER_IMAGE=... --build-arg RUNTIME_IMAGE=...);
+# a plain `docker build` uses these defaults. (ARGs used in FROM must come
+# before the first FROM.)
 # ---------------------------------------------------------------------------
 ARG RUST_VERSION=1.95
-FROM rust:${RUST_VERSION}-trixie AS builder
+ARG BUILDER_IMAGE=rust:${RUST_VERSION}-trixie
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian13
+
+FROM ${BUILDER_IMAGE} AS builder
 
 WORKDIR /build
 
@@ -43,7 +50,7 @@ RUN touch src/main.rs src/lib.rs \
 # Runtime: distroless "cc" = glibc, libgcc, CA certificates, tzdata; no shell,
 # no package manager, no curl (hence the built-in `mm-edge healthcheck`).
 # ---------------------------------------------------------------------------
-FROM gcr.io/distroless/cc-debian13
+FROM ${RUNTIME_IMAGE}
 
 LABEL org.opencontainers.image.title="mm-edge" \
       org.opencontainers.image.description="HTTPS edge proxy for self-hosted Mattermost: TLS, redirects, rate limits, CORS, config writer" \

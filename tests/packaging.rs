@@ -1,6 +1,7 @@
 //! Packaging wiring: docker-compose.yml, Dockerfile, config/compose.env.example
 //! and contrib/mm-edge.service agree with each other and with the settings the
-//! code knows. No Docker engine is needed: the files are parsed, not run.
+//! code knows. No Docker engine is needed: the files are parsed, not run (tests/container.rs
+//! builds the image from the Dockerfile and runs it).
 //!
 //! `systemd_unit_passes_systemd_analyze_verify` needs `systemd-analyze`
 //! (Debian package `systemd`); it skips without it, except under CI=true.
@@ -530,6 +531,21 @@ fn dockerfile() -> Vec<(usize, String, String)> {
     out
 }
 
+/// The build arguments declared before the first FROM, with their defaults expanded
+/// (`${NAME}` of an earlier one), as a builder expands them for the FROM lines.
+fn global_args(instrs: &[(usize, String, String)]) -> BTreeMap<String, String> {
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    for (_, _, decl) in instrs.iter().filter(|(s, i, _)| *s == 0 && i == "ARG") {
+        let (name, default) = decl.split_once('=').unwrap_or((decl.as_str(), ""));
+        let mut value = default.to_owned();
+        for (earlier, v) in &args {
+            value = value.replace(&format!("${{{earlier}}}"), v.as_str());
+        }
+        args.insert(name.to_owned(), value);
+    }
+    args
+}
+
 #[test]
 fn dockerfile_is_multi_stage_locked_non_root_with_healthcheck() {
     let instrs = dockerfile();
@@ -547,13 +563,30 @@ fn dockerfile_is_multi_stage_locked_non_root_with_healthcheck() {
             .map(|(_, a)| *a)
     };
 
-    let builder_from = instrs
+    // Both base images are build arguments (tests/container.rs substitutes local stand-ins);
+    // their defaults are the official rust image and distroless cc, both on Debian 13.
+    let froms: Vec<&str> = instrs
         .iter()
-        .find(|(_, i, _)| i == "FROM")
-        .map(|(_, _, a)| a.as_str());
-    assert!(
-        builder_from.is_some_and(|a| a.starts_with("rust:")),
-        "builder should be the official rust image: {builder_from:?}"
+        .filter(|(_, i, _)| i == "FROM")
+        .map(|(_, _, a)| a.as_str())
+        .collect();
+    assert_eq!(
+        froms,
+        ["${BUILDER_IMAGE} AS builder", "${RUNTIME_IMAGE}"],
+        "the base images should be the BUILDER_IMAGE and RUNTIME_IMAGE build arguments"
+    );
+    let args = global_args(&instrs);
+    let builder = args.get("BUILDER_IMAGE").map(String::as_str);
+    let rust_version = args.get("RUST_VERSION").map(String::as_str).unwrap_or("");
+    assert_eq!(
+        builder,
+        Some(format!("rust:{rust_version}-trixie").as_str()),
+        "builder should default to the official rust image on trixie (RUST_VERSION {rust_version})"
+    );
+    assert_eq!(
+        args.get("RUNTIME_IMAGE").map(String::as_str),
+        Some("gcr.io/distroless/cc-debian13"),
+        "runtime should default to distroless cc on Debian 13"
     );
     let builds: Vec<&str> = instrs
         .iter()
