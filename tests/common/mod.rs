@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod h2_raw;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
