@@ -10,11 +10,16 @@ use tokio_rustls::client::TlsStream;
 use super::{Edge, PATIENCE};
 
 /// Frame types (RFC 9113 §6).
+pub const DATA: u8 = 0x0;
+pub const HEADERS: u8 = 0x1;
 pub const SETTINGS: u8 = 0x4;
 pub const PING: u8 = 0x6;
 pub const GOAWAY: u8 = 0x7;
 /// The ACK flag of SETTINGS and PING.
 pub const ACK: u8 = 0x1;
+/// HEADERS and DATA flags.
+pub const END_STREAM: u8 = 0x1;
+pub const END_HEADERS: u8 = 0x4;
 /// SETTINGS parameters.
 pub const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 pub const SETTINGS_ENABLE_CONNECT_PROTOCOL: u16 = 0x8;
@@ -64,10 +69,35 @@ pub async fn connect(edge: &Edge) -> TlsStream<TcpStream> {
 
 /// Writes one frame on stream 0.
 pub async fn write_frame(s: &mut TlsStream<TcpStream>, kind: u8, flags: u8, payload: &[u8]) {
+    write_stream_frame(s, kind, flags, 0, payload).await;
+}
+
+/// Sends `GET {path}` for `localhost` on stream `stream` (one HEADERS frame that ends it).
+pub async fn get(s: &mut TlsStream<TcpStream>, stream: u32, path: &str) {
+    // HPACK: :method GET, :scheme https (static table 2, 7), :path and :authority as literals
+    // with indexed names (4, 1), without Huffman coding.
+    let mut block = vec![0x82, 0x87];
+    for (name, value) in [(0x04u8, path), (0x01, "localhost")] {
+        block.push(name);
+        block.push(u8::try_from(value.len()).expect("short value"));
+        block.extend_from_slice(value.as_bytes());
+    }
+    write_stream_frame(s, HEADERS, END_STREAM | END_HEADERS, stream, &block).await;
+}
+
+/// Writes one frame on `stream`.
+pub async fn write_stream_frame(
+    s: &mut TlsStream<TcpStream>,
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: &[u8],
+) {
     let len = u32::try_from(payload.len())
         .expect("frame size")
         .to_be_bytes();
-    let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 0];
+    let mut frame = vec![len[1], len[2], len[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
     frame.extend_from_slice(payload);
     s.write_all(&frame).await.expect("write frame");
     s.flush().await.expect("flush");
