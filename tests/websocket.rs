@@ -107,16 +107,7 @@ async fn idle_tunnel_is_closed_after_the_websocket_idle_timeout() {
         .expect("upgrade");
     let _hello = next_text(&mut ws).await;
     // Say nothing: the edge must end the tunnel (the stream ends) well within the patience bound.
-    let ended = tokio::time::timeout(common::PATIENCE, async {
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => continue,
-            }
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "idle tunnel was not closed");
+    assert!(common::ws_ends(&mut ws).await, "idle tunnel was not closed");
 }
 
 #[tokio::test]

@@ -452,6 +452,31 @@ pub fn refused_addr() -> (std::net::TcpListener, std::net::SocketAddr) {
     (guard, std::net::SocketAddr::from(([127, 0, 0, 2], port)))
 }
 
+/// Whether a WebSocket's stream ends (closed, failed or a Close frame) within [`PATIENCE`],
+/// skipping the messages before.
+pub async fn ws_ends<S>(ws: &mut S) -> bool
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 /// A system tool from PATH, or `None` (after saying so) when it is missing outside CI; under
 /// `CI=true` a missing tool fails the test (`.ci/run` installs it).
 pub fn tool(name: &str) -> Option<PathBuf> {
