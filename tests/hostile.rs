@@ -642,30 +642,6 @@ async fn clients_filling_their_share_of_file_descriptors_leave_room_for_mattermo
     drop(flood);
 }
 
-/// Reads one HTTP/1.1 response (head, and a body of its `Content-Length`); returns the status line.
-async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
-    let status = first_line(s).await;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && head != b"\r\n" {
-        match tokio::time::timeout(PATIENCE, s.read(&mut byte)).await {
-            Ok(Ok(1)) => head.push(byte[0]),
-            other => panic!("connection ended within a response head: {other:?}"),
-        }
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().expect("Content-Length"));
-    let mut body = vec![0u8; len];
-    tokio::time::timeout(PATIENCE, s.read_exact(&mut body))
-        .await
-        .expect("response body in time")
-        .expect("response body");
-    status
-}
-
 /// Reads until the edge closes the connection; returns how long after `since` that was.
 async fn closed_after<S: tokio::io::AsyncRead + Unpin>(s: &mut S, since: Instant) -> Duration {
     read_to_close(s).await;
@@ -720,7 +696,7 @@ async fn an_idle_http1_keep_alive_connection_is_closed_after_the_header_or_keepa
         conn.write_all(b"GET /api/v4/system/ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .expect("request");
-        assert_eq!(read_response(&mut conn).await, "HTTP/1.1 200 OK");
+        assert_eq!(common::h1_response(&mut conn).await, "HTTP/1.1 200 OK");
         let waited = closed_after(&mut conn, since).await;
         assert!(
             waited >= Duration::from_secs(1),
