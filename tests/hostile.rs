@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{Backend, Edge, PATIENCE};
@@ -40,6 +41,17 @@ fn h2_get(edge: &Edge, path: &str) -> http::Request<()> {
         ))
         .body(())
         .expect("request")
+}
+
+/// The status of a GET `path` sent on the HTTP/2 connection of `send`.
+async fn h2_status(send: h2::client::SendRequest<Bytes>, edge: &Edge, path: &str) -> u16 {
+    let (resp, _) = send
+        .ready()
+        .await
+        .expect("connection ready")
+        .send_request(h2_get(edge, path), true)
+        .expect("send");
+    resp.await.expect("response").status().as_u16()
 }
 
 /// Reads until the peer closes or fails; returns the bytes read.
@@ -177,6 +189,7 @@ async fn idle_mattermost_connections_close_after_the_idle_timeout_without_furthe
     let edge = Edge::start(&backend, &[("MM_EDGE_UPSTREAM_IDLE_TIMEOUT", "1s")]);
     // A burst: three requests at once need three Mattermost connections.
     let held = hold(&edge, &backend, 3).await;
+    let released = Instant::now();
     backend.release();
     for h in held {
         assert_eq!(h.await.expect("task").expect("held request").status(), 200);
@@ -187,6 +200,12 @@ async fn idle_mattermost_connections_close_after_the_idle_timeout_without_furthe
         .wait_until("the idle pooled connections closed", |b| b.open() == 0)
         .await;
     assert_eq!(backend.closed(), 3);
+    // Not before the idle timeout: they were busy until released.
+    assert!(
+        released.elapsed() >= Duration::from_secs(1),
+        "closed {:?} after the release, within MM_EDGE_UPSTREAM_IDLE_TIMEOUT",
+        released.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -195,14 +214,10 @@ async fn one_http2_connection_holds_no_more_upstream_connections_than_its_stream
     let edge = Edge::start(&backend, &[("MATTERMOST_ENABLE_RATE_LIMIT", "false")]);
     let send = h2_client(&edge, &h2::client::Builder::new()).await;
     // One round trip first, so the client has the edge's SETTINGS (its stream limit).
-    let (resp, _) = send
-        .clone()
-        .ready()
-        .await
-        .expect("ready")
-        .send_request(h2_get(&edge, "/api/v4/system/ping"), true)
-        .expect("send");
-    assert_eq!(resp.await.expect("ping").status(), 200);
+    assert_eq!(
+        h2_status(send.clone(), &edge, "/api/v4/system/ping").await,
+        200
+    );
     let mut tasks = Vec::new();
     for _ in 0..300 {
         let send = send.clone();
@@ -625,4 +640,158 @@ async fn clients_filling_their_share_of_file_descriptors_leave_room_for_mattermo
     );
     assert!(!edge.log().contains("accept failed"), "{}", edge.log());
     drop(flood);
+}
+
+/// Reads until the edge closes the connection; returns how long after `since` that was.
+async fn closed_after<S: tokio::io::AsyncRead + Unpin>(s: &mut S, since: Instant) -> Duration {
+    read_to_close(s).await;
+    since.elapsed()
+}
+
+#[tokio::test]
+async fn a_half_sent_request_head_or_tls_handshake_is_closed_after_the_header_timeout() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(
+        &backend,
+        &[
+            ("MM_EDGE_CLIENT_HEADER_TIMEOUT", "1s"),
+            ("MM_EDGE_KEEPALIVE_TIMEOUT", "1h"),
+        ],
+    );
+    // Half a request head, never finished.
+    let mut conn = tls(&edge, &[b"http/1.1"]).await;
+    let since = Instant::now();
+    conn.write_all(b"GET /api/v4/system/ping HTTP/1.1\r\nHost: local")
+        .await
+        .expect("half a head");
+    let waited = closed_after(&mut conn, since).await;
+    assert!(waited >= Duration::from_secs(1), "closed after {waited:?}");
+    // Half a TLS handshake: a record header announcing a ClientHello that never comes.
+    let since = Instant::now();
+    let mut tcp = TcpStream::connect(edge.https.expect("tls"))
+        .await
+        .expect("connect");
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x00, 0xff])
+        .await
+        .expect("half a handshake");
+    let waited = closed_after(&mut tcp, since).await;
+    assert!(waited >= Duration::from_secs(1), "closed after {waited:?}");
+    assert_eq!(backend.requests(), 0, "nothing reached Mattermost");
+}
+
+#[tokio::test]
+async fn an_idle_http1_keep_alive_connection_is_closed_after_the_header_or_keepalive_timeout() {
+    let backend = Backend::start().await;
+    // Either bound alone closes it: the wait for the next request counts in the header timeout.
+    for (header, keepalive) in [("1s", "1h"), ("1h", "1s")] {
+        let edge = Edge::start(
+            &backend,
+            &[
+                ("MM_EDGE_CLIENT_HEADER_TIMEOUT", header),
+                ("MM_EDGE_KEEPALIVE_TIMEOUT", keepalive),
+            ],
+        );
+        let mut conn = tls(&edge, &[b"http/1.1"]).await;
+        let since = Instant::now();
+        conn.write_all(b"GET /api/v4/system/ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("request");
+        assert_eq!(common::h1_response(&mut conn).await, "HTTP/1.1 200 OK");
+        let waited = closed_after(&mut conn, since).await;
+        assert!(
+            waited >= Duration::from_secs(1),
+            "header {header}, keepalive {keepalive}: closed after {waited:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_gracefully_after_the_keepalive_timeout() {
+    use common::h2_raw::{self, ACK, DATA, END_STREAM, GOAWAY, HEADERS, PING, SETTINGS};
+    let backend = Backend::start().await;
+    let edge = Edge::start(
+        &backend,
+        &[
+            ("MM_EDGE_CLIENT_HEADER_TIMEOUT", "1h"),
+            ("MM_EDGE_KEEPALIVE_TIMEOUT", "1s"),
+        ],
+    );
+    let since = Instant::now();
+    let mut conn = h2_raw::connect(&edge).await;
+    h2_raw::get(&mut conn, 1, "/api/v4/system/ping").await;
+    // Frames until the edge closes: the answer to stream 1, then a GOAWAY, then the end.
+    let mut answered = false;
+    let mut goaway = None;
+    while let Some(frame) = h2_raw::read_frame(&mut conn).await {
+        match (frame.kind, frame.stream) {
+            (SETTINGS, 0) if frame.flags & ACK == 0 => {
+                h2_raw::write_frame(&mut conn, SETTINGS, ACK, &[]).await;
+            }
+            // Answered as any client does (the graceful close waits for one of these).
+            (PING, 0) if frame.flags & ACK == 0 => {
+                h2_raw::write_frame(&mut conn, PING, ACK, &frame.payload).await;
+            }
+            (HEADERS | DATA, 1) => answered |= frame.flags & END_STREAM != 0,
+            (GOAWAY, 0) => goaway = Some(frame),
+            _ => {}
+        }
+    }
+    let waited = since.elapsed();
+    assert!(answered, "stream 1 was answered");
+    let goaway = goaway.expect("closed gracefully: a GOAWAY before the end");
+    assert_eq!(
+        goaway.payload[4..8],
+        [0, 0, 0, 0],
+        "GOAWAY with NO_ERROR: {goaway:?}"
+    );
+    assert!(waited >= Duration::from_secs(1), "closed after {waited:?}");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_pinged_after_30s_and_closed_20s_after_an_unanswered_ping() {
+    use common::h2_raw::{self, ACK, GOAWAY, PING, SETTINGS};
+    let backend = Backend::start().await;
+    // No other bound may close the connections first.
+    let edge = Edge::start(
+        &backend,
+        &[
+            ("MM_EDGE_CLIENT_HEADER_TIMEOUT", "1h"),
+            ("MM_EDGE_KEEPALIVE_TIMEOUT", "1h"),
+        ],
+    );
+    // The control: a client that answers PINGs (the h2 library does), idle alongside.
+    let answering = h2_client(&edge, &h2::client::Builder::new()).await;
+    // The edge's ping clock starts at the connection's start, so this is before it.
+    let since = Instant::now();
+    let mut silent = h2_raw::connect(&edge).await;
+    let ping = loop {
+        let frame = h2_raw::read_frame(&mut silent)
+            .await
+            .expect("closed before any PING");
+        match (frame.kind, frame.flags) {
+            (SETTINGS, 0) => h2_raw::write_frame(&mut silent, SETTINGS, ACK, &[]).await,
+            (PING, 0) => break frame,
+            _ => {}
+        }
+    };
+    let pinged = since.elapsed();
+    assert_eq!((ping.stream, ping.payload.len()), (0, 8), "{ping:?}");
+    assert!(
+        pinged >= Duration::from_secs(30),
+        "pinged after {pinged:?} of quiet"
+    );
+    // Left unanswered: the edge closes the connection (a GOAWAY may come first).
+    while let Some(frame) = h2_raw::read_frame(&mut silent).await {
+        assert!(frame.kind == GOAWAY, "after an unanswered PING: {frame:?}");
+    }
+    let closed = since.elapsed();
+    assert!(
+        closed >= Duration::from_secs(50),
+        "closed {closed:?} after the start, before the PING's 20 s were over"
+    );
+    // The client that answered is still served on its connection.
+    assert_eq!(
+        h2_status(answering, &edge, "/api/v4/system/ping").await,
+        200
+    );
 }

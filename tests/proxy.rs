@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{Backend, Edge};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Edge, PATIENCE};
 use serde_json::Value;
 
 async fn headers_seen(
@@ -164,8 +166,17 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
 async fn unreachable_upstream_is_502_at_once_naming_it() {
     let (_guard, addr) = common::refused_addr();
     let upstream = format!("http://{addr}");
-    let edge = Edge::builder(&upstream).spawn();
-    let resp = edge.get(&edge.url("/api/v4/system/ping")).await;
+    // A connect timeout far beyond the test's patience: "at once" means a refused connection is
+    // answered without waiting for it (or retrying until it is over).
+    let edge = Edge::builder(&upstream)
+        .env("MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "1h")
+        .spawn();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(30),
+        edge.get(&edge.url("/api/v4/system/ping")),
+    )
+    .await
+    .expect("the 502 waited for the connect timeout");
     assert_eq!(resp.status(), 502);
     let body = resp.text().await.expect("body");
     assert!(
@@ -261,6 +272,82 @@ async fn a_server_that_refuses_connections_is_skipped_for_the_fail_timeout() {
     // Round-robin starts with the dead server: that one request is a 502, then it is skipped.
     assert_eq!(statuses, [502, 200, 200, 200, 200, 200]);
     assert_eq!(live.requests(), 5);
+}
+
+#[tokio::test]
+async fn a_skipped_server_is_tried_again_once_the_fail_timeout_is_over() {
+    let live = Backend::start().await;
+    let (_guard, dead_addr) = common::refused_addr();
+    let edge = Edge::builder(&format!("http://{dead_addr} {}", live.url()))
+        .env("MM_EDGE_UPSTREAM_FAIL_TIMEOUT", "1s")
+        .env("MATTERMOST_ENABLE_RATE_LIMIT", "false")
+        .spawn();
+    let client = edge.client_h1();
+    let url = edge.url("/api/v4/system/ping");
+    let failed_at = Instant::now();
+    let resp = client.get(&url).send().await.expect("request");
+    assert_eq!(
+        resp.status(),
+        502,
+        "round-robin starts with the dead server"
+    );
+    // The server comes back at once, on the address that refused; the edge is not told.
+    let revived = Backend::start_on(dead_addr).await;
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    while revived.requests() == 0 {
+        assert!(
+            failed_at.elapsed() < PATIENCE,
+            "the revived server never got a request"
+        );
+        poll.tick().await;
+        let resp = client.get(&url).send().await.expect("request");
+        assert_eq!(resp.status(), 200, "the live server answers meanwhile");
+    }
+    // Skipped for the whole fail timeout, then tried again: the edge must not come back early.
+    assert!(
+        failed_at.elapsed() >= Duration::from_secs(1),
+        "the skipped server was tried again after {:?}, within MM_EDGE_UPSTREAM_FAIL_TIMEOUT",
+        failed_at.elapsed()
+    );
+    assert!(
+        live.requests() >= 1,
+        "the live server took the requests meanwhile"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_that_accepts_no_connection_is_502_after_the_connect_timeout() {
+    // A listener whose accept queue is full: Linux queues backlog + 1 connections and then drops
+    // further SYNs (the client retransmits), so the edge's connect hangs until it gives up.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let full = socket.listen(0).expect("listen");
+    let addr = full.local_addr().expect("address");
+    let _queued = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the one queued connection");
+    let upstream = format!("http://{addr}");
+    let edge = Edge::builder(&upstream)
+        .env("MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "1s")
+        .spawn();
+    let started = Instant::now();
+    let resp = edge.get(&edge.url("/api/v4/system/ping")).await;
+    let waited = started.elapsed();
+    assert_eq!(resp.status(), 502, "a connect that times out is a 502");
+    let body = resp.text().await.expect("body");
+    assert!(
+        body.contains(&upstream) && body.contains("unreachable"),
+        "{body}"
+    );
+    assert!(
+        waited >= Duration::from_secs(1),
+        "answered after {waited:?}, before the connect timeout"
+    );
+    // The log says why, naming the setting.
+    edge.wait_for_log("MM_EDGE_UPSTREAM_CONNECT_TIMEOUT");
+    drop(full);
 }
 
 #[tokio::test]

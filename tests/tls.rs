@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use common::{Backend, Edge};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn handshake(
@@ -16,6 +16,27 @@ async fn handshake(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: &[&[u8]],
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, std::io::Error> {
+    connect(edge, client_config(edge, versions, alpn)).await
+}
+
+/// A TLS connection to the edge with `config` (whose session cache the connections share).
+async fn connect(
+    edge: &Edge,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, std::io::Error> {
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let tcp = TcpStream::connect(edge.https.expect("tls")).await?;
+    connector
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+}
+
+/// A client configuration trusting the edge's certificate, with `versions` and `alpn`.
+fn client_config(
+    edge: &Edge,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     {
@@ -30,11 +51,15 @@ async fn handshake(
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(edge.https.expect("tls")).await?;
-    connector
-        .connect(ServerName::try_from("localhost").expect("name"), tcp)
-        .await
+    Arc::new(config)
+}
+
+/// Sends `GET {path}` on a kept-alive HTTP/1.1 connection and reads the whole answer; returns
+/// the status line.
+async fn get_on<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, path: &str) -> String {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    common::h1_response(s).await
 }
 
 #[tokio::test]
@@ -220,6 +245,54 @@ async fn sighup_reloads_the_certificate_files() {
         200,
         "old certificate kept"
     );
+}
+
+#[tokio::test]
+async fn sighup_keeps_established_connections() {
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    let mut conn = handshake(&edge, &[&rustls::version::TLS13], &[b"http/1.1"])
+        .await
+        .expect("handshake");
+    assert_eq!(
+        get_on(&mut conn, "/api/v4/system/ping").await,
+        "HTTP/1.1 200 OK"
+    );
+    edge.signal("HUP");
+    edge.wait_for_log("TLS certificate reloaded");
+    // The same kept-alive connection, opened before the reload, still serves.
+    assert_eq!(
+        get_on(&mut conn, "/api/v4/system/ping").await,
+        "HTTP/1.1 200 OK",
+        "the connection opened before SIGHUP"
+    );
+    assert_eq!(backend.requests(), 2);
+}
+
+#[tokio::test]
+async fn a_second_connection_resumes_the_tls_session() {
+    use rustls::HandshakeKind;
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        // One client: its connections share the configuration's session cache.
+        let config = client_config(&edge, &[version], &[b"http/1.1"]);
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let mut conn = connect(&edge, config.clone()).await.expect("handshake");
+            // A request answered: TLS 1.3 tickets come after the handshake, read with it.
+            assert_eq!(
+                get_on(&mut conn, "/api/v4/system/ping").await,
+                "HTTP/1.1 200 OK"
+            );
+            kinds.push(conn.get_ref().1.handshake_kind());
+        }
+        assert_eq!(
+            kinds,
+            [Some(HandshakeKind::Full), Some(HandshakeKind::Resumed)],
+            "{version:?}"
+        );
+    }
 }
 
 /// `openssl s_client` against the edge with `args`; whether the handshake succeeded, and its

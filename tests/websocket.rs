@@ -107,14 +107,32 @@ async fn idle_tunnel_is_closed_after_the_websocket_idle_timeout() {
         .expect("upgrade");
     let _hello = next_text(&mut ws).await;
     // Say nothing: the edge must end the tunnel (the stream ends) well within the patience bound.
-    let ended = tokio::time::timeout(common::PATIENCE, async {
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => continue,
-            }
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "idle tunnel was not closed");
+    assert!(common::ws_ends(&mut ws).await, "idle tunnel was not closed");
+}
+
+#[tokio::test]
+async fn http2_extended_connect_is_not_offered_so_websockets_use_http1() {
+    use common::h2_raw::{self, SETTINGS, SETTINGS_ENABLE_CONNECT_PROTOCOL};
+    let backend = Backend::start().await;
+    let edge = Edge::start(&backend, &[]);
+    let mut conn = h2_raw::connect(&edge).await;
+    // The server's connection preface is its SETTINGS frame (RFC 9113 §3.4).
+    let first = h2_raw::read_frame(&mut conn)
+        .await
+        .expect("the edge's SETTINGS frame");
+    assert_eq!(
+        (first.kind, first.flags, first.stream),
+        (SETTINGS, 0, 0),
+        "{first:?}"
+    );
+    let settings = first.settings();
+    // The control: the frame is read right (the documented stream limit, 256, is in it).
+    assert!(
+        settings.contains(&(h2_raw::SETTINGS_MAX_CONCURRENT_STREAMS, 256)),
+        "{settings:?}"
+    );
+    assert!(
+        !settings.contains(&(SETTINGS_ENABLE_CONNECT_PROTOCOL, 1)),
+        "SETTINGS_ENABLE_CONNECT_PROTOCOL offered: {settings:?}"
+    );
 }

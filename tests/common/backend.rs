@@ -55,9 +55,12 @@ struct State {
 impl Backend {
     /// Starts the fake on an ephemeral loopback port.
     pub async fn start() -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind backend");
+        Backend::start_on("127.0.0.1:0".parse().expect("address")).await
+    }
+
+    /// Starts the fake on `addr` (a test that revives a refused address binds its free port).
+    pub async fn start_on(addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr).await.expect("bind backend");
         let addr = listener.local_addr().expect("addr");
         let (held_tx, held_rx) = mpsc::unbounded_channel();
         let (release, _) = watch::channel(false);

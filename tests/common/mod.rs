@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod h2_raw;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -449,6 +450,57 @@ pub fn refused_addr() -> (std::net::TcpListener, std::net::SocketAddr) {
     let guard = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = guard.local_addr().expect("addr").port();
     (guard, std::net::SocketAddr::from(([127, 0, 0, 2], port)))
+}
+
+/// Reads one HTTP/1.1 response off a raw connection: its head, and a body of its
+/// `Content-Length` (none without one); returns the status line.
+pub async fn h1_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout(PATIENCE, s.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            other => panic!("connection ended within a response head: {other:?}"),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let len: usize = head
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().expect("Content-Length"));
+    let mut body = vec![0u8; len];
+    tokio::time::timeout(PATIENCE, s.read_exact(&mut body))
+        .await
+        .expect("response body in time")
+        .expect("response body");
+    head.lines().next().unwrap_or_default().to_string()
+}
+
+/// Whether a WebSocket's stream ends (closed, failed or a Close frame) within [`PATIENCE`],
+/// skipping the messages before.
+pub async fn ws_ends<S>(ws: &mut S) -> bool
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
 }
 
 /// A system tool from PATH, or `None` (after saying so) when it is missing outside CI; under
