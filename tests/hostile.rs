@@ -747,6 +747,61 @@ async fn an_idle_http2_connection_is_closed_gracefully_after_the_keepalive_timeo
     assert!(waited >= Duration::from_secs(1), "closed after {waited:?}");
 }
 
+/// The edge's keep-alive PINGs (30 s after the last stream) and the client's answers are
+/// traffic on the socket, but not use: a connection whose client answers them (as browsers do)
+/// is still closed once it had no stream for the keep-alive timeout. Counted in bytes, the
+/// pings kept such a connection open for ever with any timeout over ~26 s.
+#[tokio::test]
+async fn an_idle_http2_connection_that_answers_pings_is_still_closed_after_the_keepalive_timeout() {
+    use common::h2_raw::{self, ACK, DATA, END_STREAM, GOAWAY, HEADERS, PING, SETTINGS};
+    let backend = Backend::start().await;
+    let edge = Edge::start(
+        &backend,
+        &[
+            ("MM_EDGE_CLIENT_HEADER_TIMEOUT", "1h"),
+            ("MM_EDGE_KEEPALIVE_TIMEOUT", "40s"),
+        ],
+    );
+    let mut conn = h2_raw::connect(&edge).await;
+    h2_raw::get(&mut conn, 1, "/api/v4/system/ping").await;
+    let mut answered_at = None;
+    let mut pings_answered = 0;
+    let mut goaway = false;
+    // A failure bound only: without the fix the connection never closes.
+    let read_all = async {
+        while let Some(frame) = h2_raw::read_frame(&mut conn).await {
+            match (frame.kind, frame.stream) {
+                (SETTINGS, 0) if frame.flags & ACK == 0 => {
+                    h2_raw::write_frame(&mut conn, SETTINGS, ACK, &[]).await;
+                }
+                (PING, 0) if frame.flags & ACK == 0 => {
+                    h2_raw::write_frame(&mut conn, PING, ACK, &frame.payload).await;
+                    pings_answered += 1;
+                }
+                (HEADERS | DATA, 1) if frame.flags & END_STREAM != 0 => {
+                    answered_at = Some(Instant::now());
+                }
+                (GOAWAY, 0) => goaway = true,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), read_all)
+        .await
+        .expect("an idle HTTP/2 connection answering pings was not closed within 120 s");
+    let answered_at = answered_at.expect("stream 1 was answered");
+    let idle = answered_at.elapsed();
+    assert!(goaway, "closed gracefully, with a GOAWAY");
+    assert!(
+        pings_answered >= 1,
+        "the edge pinged the idle connection (30 s) before the keep-alive timeout (40 s)"
+    );
+    assert!(
+        idle >= Duration::from_secs(40),
+        "closed {idle:?} after its last stream, before the keep-alive timeout"
+    );
+}
+
 #[tokio::test]
 async fn an_idle_http2_connection_is_pinged_after_30s_and_closed_20s_after_an_unanswered_ping() {
     use common::h2_raw::{self, ACK, GOAWAY, PING, SETTINGS};

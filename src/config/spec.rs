@@ -88,7 +88,7 @@ settings! {
     CLIENT_HEADER_TIMEOUT = "MM_EDGE_CLIENT_HEADER_TIMEOUT", "server.client_header_timeout", "60s",
         "Time for a client to finish the TLS handshake, and (HTTP/1.1) to send a request head, the wait for the next request on a kept-alive connection included.";
     KEEPALIVE_TIMEOUT = "MM_EDGE_KEEPALIVE_TIMEOUT", "server.keepalive_timeout", "75s",
-        "A client connection with no traffic either way for this long is closed gracefully.";
+        "A client connection idle this long is closed gracefully (HTTP/1.1: no traffic either way; HTTP/2: no request open, started or finished; pings do not count).";
     MAX_CONNECTIONS = "MM_EDGE_MAX_CONNECTIONS", "server.max_connections", "auto",
         "Most client connections at once, HTTPS and HTTP listeners together (more wait in the kernel's queue; the metrics listener has 16 of its own); auto = half the open-file limit, which mm-edge raises to its hard limit at start, leaving the rest for Mattermost connections.";
     SEND_TIMEOUT = "MM_EDGE_SEND_TIMEOUT", "server.send_timeout", "60s",

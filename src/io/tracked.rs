@@ -5,6 +5,11 @@
 //! write to the client could not proceed; no clock is read on the data path. The [`Watch`] ticks
 //! eight times per timeout and fires after eight quiet ticks, so a quiet or stalled connection
 //! is closed between 1 and 1.125 times its timeout.
+//!
+//! An HTTP/2 connection is watched by its streams instead ([`Watch::by_streams`]): it is quiet
+//! while no request is open and none started or finished. Its bytes cannot tell: the edge's
+//! keep-alive PINGs and the client's answers are bytes too, and would keep an idle connection
+//! open for ever.
 
 use std::io;
 use std::pin::Pin;
@@ -27,6 +32,31 @@ pub struct Activity {
     written: AtomicU64,
     /// The last write (or flush) to the client could not proceed.
     write_blocked: AtomicBool,
+    /// HTTP/2: requests started plus responses finished.
+    stream_events: AtomicU64,
+    /// HTTP/2: requests whose response is not finished.
+    streams_open: AtomicU64,
+}
+
+impl Activity {
+    /// Marks a request started on the connection; dropping the guard marks its response
+    /// finished (for [`Watch::by_streams`]).
+    pub fn stream(self: &Arc<Self>) -> StreamGuard {
+        self.stream_events.fetch_add(1, Ordering::Relaxed);
+        self.streams_open.fetch_add(1, Ordering::Relaxed);
+        StreamGuard(self.clone())
+    }
+}
+
+/// A request in progress on a connection watched by its streams; see [`Activity::stream`].
+#[derive(Debug)]
+pub struct StreamGuard(Arc<Activity>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.streams_open.fetch_sub(1, Ordering::Relaxed);
+        self.0.stream_events.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Which side of the edge an I/O object faces.
@@ -168,6 +198,9 @@ pub struct Watch {
     quiet: u64,
     last_written: u64,
     stalled: u64,
+    /// Quiet means no stream open or started/finished, not no byte moved.
+    by_streams: bool,
+    last_stream_events: u64,
 }
 
 impl Watch {
@@ -191,7 +224,17 @@ impl Watch {
             send_ticks: ticks_of(send),
             quiet: 0,
             stalled: 0,
+            by_streams: false,
+            last_stream_events: 0,
         }
+    }
+
+    /// Counts the connection idle while it has no stream open and none started or finished,
+    /// whatever bytes move (HTTP/2: pings and their answers).
+    pub fn by_streams(mut self) -> Self {
+        self.by_streams = true;
+        self.last_stream_events = self.activity.stream_events.load(Ordering::Relaxed);
+        self
     }
 
     /// Resolves when the connection has been idle or stalled for its timeout. Cancel-safe.
@@ -200,11 +243,20 @@ impl Watch {
             self.ticks.tick().await;
             let moved = self.activity.moved.load(Ordering::Relaxed);
             let written = self.activity.written.load(Ordering::Relaxed);
-            if moved == self.last_moved {
-                self.quiet += 1;
+            let busy = if self.by_streams {
+                let events = self.activity.stream_events.load(Ordering::Relaxed);
+                let busy = events != self.last_stream_events
+                    || self.activity.streams_open.load(Ordering::Relaxed) > 0;
+                self.last_stream_events = events;
+                busy
             } else {
-                self.last_moved = moved;
+                moved != self.last_moved
+            };
+            self.last_moved = moved;
+            if busy {
                 self.quiet = 0;
+            } else {
+                self.quiet += 1;
             }
             if written == self.last_written && self.activity.write_blocked.load(Ordering::Relaxed) {
                 self.stalled += 1;

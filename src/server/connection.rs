@@ -2,9 +2,12 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -18,7 +21,7 @@ use crate::config::Server;
 use crate::conn::{ConnInfo, Listener};
 use crate::io::coalesce::Coalesce;
 use crate::io::stream_stall::StreamExecutor;
-use crate::io::tracked::{Expiry, Tracked, Watch};
+use crate::io::tracked::{Expiry, StreamGuard, Tracked, Watch};
 use crate::lifecycle::Shutdown;
 use crate::observe::metrics::Metrics;
 use prometheus_client::metrics::counter::Counter;
@@ -161,11 +164,18 @@ impl Serve {
             .map(|c| OpenGauge::new(if h2 { &c.http2 } else { &c.http1 }));
         // One reference count per request for both the handler and the connection facts.
         let ctx = Arc::new((handler, conn));
+        // HTTP/2 idleness is counted in streams (see `Watch::by_streams`).
+        let streams = h2.then(|| activity.clone());
         let service = service_fn(move |req| {
             let ctx = ctx.clone();
+            let guard = streams.as_ref().map(|a| a.stream());
             async move {
                 let (handler, conn) = &*ctx;
-                Ok::<_, Infallible>(handler.handle(conn, req).await)
+                let res = handler.handle(conn, req).await;
+                Ok::<_, Infallible>(res.map(|inner| Streamed {
+                    inner,
+                    _guard: guard,
+                }))
             }
         });
         let connection = self
@@ -173,6 +183,9 @@ impl Serve {
             .serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
         let mut watch = Watch::new(activity, self.keepalive_timeout, self.send_timeout);
+        if h2 {
+            watch = watch.by_streams();
+        }
         let mut shutdown = self.shutdown.clone();
         let mut closing = false;
         loop {
@@ -202,6 +215,35 @@ impl Serve {
                 }
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds its HTTP/2 stream open for the idle watch until it is done.
+    struct Streamed<B> {
+        #[pin]
+        inner: B,
+        _guard: Option<StreamGuard>,
+    }
+}
+
+impl<B: Body> Body for Streamed<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
