@@ -23,16 +23,19 @@ fn main() -> std::process::ExitCode {
 
 /// After a flood of connections, memory goes back to the system: freed pages are purged by
 /// jemalloc's own background thread after a second, with `MADV_DONTNEED` (pages only marked
-/// `MADV_FREE` would stay counted in the RSS until the kernel wants them).
+/// `MADV_FREE` would stay counted in the RSS until the kernel wants them). Set on every arena
+/// that exists (`arena.<i>.`; the all-arenas index 4096 is refused for these controls) and as
+/// the default for arenas made later (`arenas.`).
 #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
 fn jemalloc_gives_memory_back() {
     let _ = tikv_jemalloc_ctl::background_thread::write(true);
-    /// `MALLCTL_ARENAS_ALL`: the setting applies to every existing arena.
-    const ALL: &[u8] = b"arena.4096.";
-    for (name, ms) in [("dirty_decay_ms", 1000isize), ("muzzy_decay_ms", 0)] {
-        for prefix in [ALL, b"arenas."] {
-            let mut key = prefix.to_vec();
-            key.extend_from_slice(name.as_bytes());
+    let narenas = tikv_jemalloc_ctl::arenas::narenas::read().unwrap_or(0);
+    let prefixes = (0..narenas)
+        .map(|i| format!("arena.{i}."))
+        .chain(std::iter::once("arenas.".to_string()));
+    for prefix in prefixes {
+        for (name, ms) in [("dirty_decay_ms", 1000isize), ("muzzy_decay_ms", 0)] {
+            let mut key = format!("{prefix}{name}").into_bytes();
             key.push(0);
             // SAFETY: `key` is a NUL-terminated name of a documented jemalloc control
             // (arena.<i>.dirty_decay_ms, arenas.dirty_decay_ms and their muzzy pairs) whose
