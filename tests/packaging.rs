@@ -275,19 +275,23 @@ fn only_mm_edge_publishes_ports_and_it_publishes_80_and_443() {
                 );
             }
         } else if name == "prometheus" {
-            // The monitoring profile's UI: the Docker host's loopback only.
-            for p in svc
+            // The monitoring profile's UI (README: on the Docker host's 127.0.0.1:9090), and
+            // nothing beyond loopback.
+            let published: Vec<&str> = svc
                 .get("ports")
                 .and_then(Value::as_sequence)
                 .into_iter()
                 .flatten()
-            {
-                let p = p.as_str().unwrap_or_default();
-                assert!(
-                    p.starts_with("127.0.0.1:"),
-                    "prometheus publishes {p} beyond loopback"
-                );
-            }
+                .map(|p| match p.as_str() {
+                    Some(p) => p,
+                    None => panic!("prometheus port entry {p:?} is not a string"),
+                })
+                .collect();
+            assert_eq!(
+                published,
+                ["127.0.0.1:9090:9090"],
+                "prometheus must publish its UI on the host's loopback only"
+            );
         } else {
             assert!(
                 ports.is_empty(),
@@ -631,7 +635,7 @@ fn dockerfile_is_multi_stage_locked_non_root_with_healthcheck() {
     let state_dir = env_text
         .split_whitespace()
         .find_map(|kv| kv.strip_prefix("MM_EDGE_STATE_DIR="))
-        .unwrap_or("/var/lib/mm-edge");
+        .unwrap_or(mm_edge::config::spec::STATE_DIR.default);
     assert!(
         volumes.contains(state_dir),
         "VOLUME {volumes} does not cover the state dir {state_dir}"
@@ -701,8 +705,8 @@ fn unit_section(text: &str, section: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Whole seconds in a duration written like `30s`, `45`, `2min`, `1m30s`.
-fn seconds(value: &str) -> Option<u64> {
+/// Milliseconds in a duration written like `30s`, `45`, `2min`, `1m30s`, `500ms`.
+fn millis(value: &str) -> Option<u64> {
     let mut total = 0u64;
     let mut rest = value.trim();
     while !rest.is_empty() {
@@ -715,16 +719,22 @@ fn seconds(value: &str) -> Option<u64> {
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let mult = match rest[..unit_end].trim() {
-            "" | "s" | "sec" => 1,
-            "m" | "min" => 60,
-            "h" => 3600,
-            "ms" => 0,
+            "" | "s" | "sec" => 1000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            "ms" => 1,
             _ => return None,
         };
         total += n * mult;
         rest = &rest[unit_end..];
     }
     Some(total)
+}
+
+/// The code's default shutdown grace, in milliseconds (the setting, never a guess).
+fn shutdown_grace_ms() -> u64 {
+    let default = mm_edge::config::spec::SHUTDOWN_GRACE.default;
+    millis(default).unwrap_or_else(|| panic!("cannot read the shutdown grace default `{default}`"))
 }
 
 #[test]
@@ -791,25 +801,19 @@ fn systemd_unit_is_hardened_and_outlasts_the_shutdown_grace() {
         exec.split_whitespace().last() == Some("run"),
         "ExecStart={exec}"
     );
-    for reload in get("ExecReload") {
-        assert!(
-            reload.contains("-HUP"),
-            "ExecReload={reload} should send SIGHUP"
-        );
-    }
+    // README: `systemctl reload mm-edge` (SIGHUP) re-reads the certificate.
+    let reload = one("ExecReload");
+    assert!(
+        reload.contains("-HUP") && reload.contains("$MAINPID"),
+        "ExecReload={reload} should send SIGHUP to mm-edge"
+    );
 
-    let grace_default = mm_edge::config::SETTINGS
-        .iter()
-        .find(|s| s.key.contains("shutdown_grace"))
-        .map(|s| s.default)
-        .unwrap_or("30s");
-    let grace = seconds(grace_default)
-        .unwrap_or_else(|| panic!("cannot read the grace default `{grace_default}`"));
-    let stop =
-        seconds(&one("TimeoutStopSec")).unwrap_or_else(|| panic!("cannot read TimeoutStopSec"));
+    let grace = shutdown_grace_ms();
+    let stop = millis(&one("TimeoutStopSec"))
+        .unwrap_or_else(|| panic!("cannot read TimeoutStopSec={}", one("TimeoutStopSec")));
     assert!(
         stop > grace,
-        "TimeoutStopSec={stop}s must exceed the shutdown grace ({grace}s)"
+        "TimeoutStopSec={stop}ms must exceed the shutdown grace ({grace}ms)"
     );
 
     let install = unit_section(&text, "Install");
@@ -824,16 +828,14 @@ fn compose_stop_grace_outlasts_the_shutdown_grace() {
     let value = service(&doc, EDGE)
         .get("stop_grace_period")
         .and_then(Value::as_str)
-        .unwrap_or("10s");
-    let stop = seconds(value).unwrap_or_else(|| panic!("cannot read stop_grace_period `{value}`"));
-    let grace = mm_edge::config::SETTINGS
-        .iter()
-        .find(|s| s.key.contains("shutdown_grace"))
-        .and_then(|s| seconds(s.default))
-        .unwrap_or(30);
+        .unwrap_or_else(|| {
+            panic!("mm-edge has no stop_grace_period: Docker's 10 s would cut the shutdown grace short")
+        });
+    let stop = millis(value).unwrap_or_else(|| panic!("cannot read stop_grace_period `{value}`"));
+    let grace = shutdown_grace_ms();
     assert!(
         stop > grace,
-        "mm-edge stop_grace_period {stop}s must exceed the shutdown grace ({grace}s)"
+        "mm-edge stop_grace_period {stop}ms must exceed the shutdown grace ({grace}ms)"
     );
 }
 
