@@ -85,6 +85,12 @@ impl EdgeBuilder {
         self
     }
 
+    /// Removes an environment variable (one of the test defaults), so the edge's own default holds.
+    pub fn without_env(mut self, k: &str) -> Self {
+        self.env.retain(|(name, _)| name != k);
+        self
+    }
+
     /// Adds a command-line argument.
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.into());
