@@ -827,3 +827,59 @@ fn numbers_survive_exactly_and_a_backup_is_offered_only_when_it_exists() {
     );
     let _ = dir;
 }
+
+/// `(uid, gid)` of `path`.
+fn owner(path: &Path) -> (u32, u32) {
+    let m = fs::metadata(path).expect("metadata");
+    (m.uid(), m.gid())
+}
+
+/// README: "A config.json that mm-edge creates takes the owner of its directory, and an existing
+/// one keeps its owner, so Mattermost can always read it." Run as root (as CI is), in a
+/// directory owned by uid 2000 (Mattermost's in the official image): root's own uid would make
+/// the check meaningless. The env file is written the same way.
+#[test]
+fn created_files_take_the_directorys_owner_and_existing_ones_keep_theirs() {
+    let top = tempfile::tempdir().expect("temp dir");
+    let dir = top.path().join("config");
+    fs::create_dir(&dir).expect("mkdir");
+    if let Err(e) = std::os::unix::fs::chown(&dir, Some(2000), Some(2000)) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "cannot chown a directory ({e}); CI=true runs as root, so this test cannot be skipped"
+        );
+        eprintln!("skipping: not root, cannot give a directory to uid 2000 ({e})");
+        return;
+    }
+    let config = dir.join("config.json");
+    let env_file = dir.join("mattermost.env");
+    let targets = [
+        ("MM_EDGE_MATTERMOST_CONFIG", path_str(&config)),
+        ("MM_EDGE_MATTERMOST_ENV_FILE", path_str(&env_file)),
+    ];
+    let out = common::run(&targets, WRITE);
+    assert_exit(&out, 0);
+    for p in [&config, &env_file] {
+        assert_eq!(owner(p), (2000, 2000), "{} created", p.display());
+        assert_eq!(mode(p), 0o600, "{} created", p.display());
+    }
+
+    // An existing file of another owner keeps that owner (and its mode), and so does its backup.
+    std::os::unix::fs::chown(&config, Some(2001), Some(2002)).expect("chown");
+    fs::set_permissions(&config, fs::Permissions::from_mode(0o640)).expect("chmod");
+    let mut env = targets.to_vec();
+    env.push(("MATTERMOST_RATE_LIMIT_QPS", "7"));
+    let out = common::run(&env, WRITE);
+    assert_exit(&out, 0);
+    assert!(stderr(&out).contains("status=Updated"), "{}", stderr(&out));
+    assert_eq!(
+        at(&read_json(&config), "RateLimitSettings", "PerSec"),
+        &json!(7)
+    );
+    let backup = dir.join("config.json.bak");
+    for p in [&config, &backup] {
+        assert_eq!(owner(p), (2001, 2002), "{} updated", p.display());
+        assert_eq!(mode(p), 0o640, "{} updated", p.display());
+    }
+    assert_eq!(owner(&env_file), (2000, 2000), "env file rewritten");
+}
