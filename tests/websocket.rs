@@ -1,7 +1,10 @@
 //! WebSockets: an HTTP/1.1 Upgrade on Mattermost's path is tunnelled with Host and Origin
-//! unchanged, and messages flow both ways until a side closes.
+//! unchanged, and messages flow both ways until a side closes or the tunnel idles for its
+//! timeout (and not sooner).
 
 mod common;
+
+use std::time::{Duration, Instant};
 
 use common::{Backend, Edge};
 use futures_util::{SinkExt, StreamExt};
@@ -91,8 +94,12 @@ async fn plain_ws_in_http_mode() {
     assert_eq!(next_text(&mut ws).await, "ping");
 }
 
+/// README: a tunnel with no traffic either way for `MM_EDGE_WEBSOCKET_IDLE_TIMEOUT` is closed,
+/// and not before: measured from just before the last byte was sent (the edge cannot have seen
+/// it earlier), the tunnel lives at least the timeout, then ends within the patience bound.
 #[tokio::test]
 async fn idle_tunnel_is_closed_after_the_websocket_idle_timeout() {
+    const IDLE: Duration = Duration::from_secs(1);
     let backend = Backend::start().await;
     let edge = Edge::start(
         &backend,
@@ -106,8 +113,17 @@ async fn idle_tunnel_is_closed_after_the_websocket_idle_timeout() {
         .await
         .expect("upgrade");
     let _hello = next_text(&mut ws).await;
-    // Say nothing: the edge must end the tunnel (the stream ends) well within the patience bound.
+    // The last traffic: a message and its echo, both after this instant.
+    let last = Instant::now();
+    ws.send(Message::text("last words")).await.expect("send");
+    assert_eq!(next_text(&mut ws).await, "last words");
+    // Say nothing more: the edge must end the tunnel (the stream ends).
     assert!(common::ws_ends(&mut ws).await, "idle tunnel was not closed");
+    let lived = last.elapsed();
+    assert!(
+        lived >= IDLE,
+        "closed {lived:?} after the last byte, before the idle timeout {IDLE:?}"
+    );
 }
 
 #[tokio::test]
