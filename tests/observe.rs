@@ -167,7 +167,8 @@ async fn refused_and_unreachable_are_logged_with_their_outcome() {
     assert_eq!(limited["status"], 429);
     assert_eq!(limited["request_id"], id, "the id sent is the id logged");
 
-    let dead = Edge::builder("http://127.0.0.1:9").spawn();
+    let (_guard, refused) = common::refused_addr();
+    let dead = Edge::builder(&format!("http://{refused}")).spawn();
     assert_eq!(dead.get(&dead.url("/api/v4/x")).await.status(), 502);
     let lines = parse(&dead.wait_for_access_lines(1));
     assert_eq!(by_outcome(&lines, "upstream_refused")["status"], 502);

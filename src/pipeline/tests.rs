@@ -244,11 +244,14 @@ async fn proxied_responses_get_every_filter_and_are_logged_once() {
 
 #[tokio::test]
 async fn every_answer_is_logged_exactly_once() {
-    // Nothing listens on port 9 of loopback: connections are refused, the answer is a 502.
-    let h = harness(&[
-        (spec::UPSTREAMS.env, "http://127.0.0.1:9"),
-        (spec::MAX_BODY.env, "1K"),
-    ]);
+    // Connections are refused, the answer is a 502: this test holds port P on 127.0.0.1 (so no
+    // other test is given it) and nothing listens on 127.0.0.2:P.
+    let guard = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!(
+        "http://127.0.0.2:{}",
+        guard.local_addr().expect("addr").port()
+    );
+    let h = harness(&[(spec::UPSTREAMS.env, &dead), (spec::MAX_BODY.env, "1K")]);
     let resp = send(&h, Listener::Https, get("/api/v4/x", &[])).await;
     assert_eq!(resp.status(), 502);
     body(resp).await;
