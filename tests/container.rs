@@ -309,10 +309,16 @@ fn proc_ids(pid: u32, field: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bound, then released for the container).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+/// The address the edge's start-up line gives for listener `name` (`https`, `http`).
+fn bound(log: &str, name: &str) -> std::net::SocketAddr {
+    log.lines()
+        .find(|l| l.contains("mm-edge listening"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no {name}= address in the listening line:\n{log}"))
 }
 
 /// A string array from the image configuration.
@@ -492,18 +498,24 @@ fn the_image_builds_and_runs_as_uid_2000_with_its_healthcheck_and_clean_stop() {
     // ---- the default command, serving, on 127.0.0.1 high ports in front of a fake Mattermost
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let backend = rt.block_on(Backend::start());
-    let https = free_port();
-    let http = free_port();
+    // Ephemeral ports, read back from the start-up line: a port found free, released and
+    // given to the container later could be taken by another test meanwhile.
+    let serve_env = vec![
+        "MATTERMOST_HOST=localhost".to_owned(),
+        "MM_EDGE_HTTPS_LISTEN=127.0.0.1:0".to_owned(),
+        "MM_EDGE_HTTP_LISTEN=127.0.0.1:0".to_owned(),
+        format!("MM_EDGE_UPSTREAMS={}", backend.url()),
+    ];
+    let default = with_entrypoint(&cmd_default);
+    let mut edge = Running::start(buildah.run_command(&ctr, &[], &serve_env, &default));
+    edge.wait_for_log("mm-edge listening");
+    let https = bound(&edge.seen, "https").port();
+    let http = bound(&edge.seen, "http").port();
     let listen = vec![
         "MATTERMOST_HOST=localhost".to_owned(),
         format!("MM_EDGE_HTTPS_LISTEN=127.0.0.1:{https}"),
         format!("MM_EDGE_HTTP_LISTEN=127.0.0.1:{http}"),
     ];
-    let mut serve_env = listen.clone();
-    serve_env.push(format!("MM_EDGE_UPSTREAMS={}", backend.url()));
-    let default = with_entrypoint(&cmd_default);
-    let mut edge = Running::start(buildah.run_command(&ctr, &[], &serve_env, &default));
-    edge.wait_for_log("mm-edge listening");
     let pid = descendant_running(edge.group, &entrypoint[0])
         .unwrap_or_else(|| panic!("no {} process under buildah run", entrypoint[0]));
     for field in ["Uid:", "Gid:"] {
@@ -565,8 +577,14 @@ fn the_image_builds_and_runs_as_uid_2000_with_its_healthcheck_and_clean_stop() {
         edge.seen
     );
 
-    // Nothing listens now: the HEALTHCHECK says so with 1.
-    let out = run(&[], &listen, &health_cmd);
+    // Nothing listening: the HEALTHCHECK says so with 1. Asked at a refused address rather than
+    // at the port the edge just released, which another test may have been given since.
+    let (_guard, refused) = common::refused_addr();
+    let gone = vec![
+        "MATTERMOST_HOST=localhost".to_owned(),
+        format!("MM_EDGE_HTTPS_LISTEN={refused}"),
+    ];
+    let out = run(&[], &gone, &health_cmd);
     assert_exit(&out, 1, "the HEALTHCHECK with nothing listening");
 
     eprintln!("container test done in {:.0?}", started.elapsed());
