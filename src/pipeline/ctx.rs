@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, StatusCode, Version};
 
@@ -121,6 +122,31 @@ impl RequestCtx {
         }
     }
 
+    /// Copies what still points into the connection's read buffer into allocations of its
+    /// own. hyper parses a request head in place: the path and the header values kept here
+    /// share the buffer's 16 KiB allocation, which a context that outlives its request (a
+    /// WebSocket session's, logged when the tunnel closes) would otherwise keep alive.
+    pub fn detach(&mut self) {
+        if let Some(p) = &self.path {
+            let own = Bytes::copy_from_slice(p.as_str().as_bytes());
+            self.path = PathAndQuery::from_maybe_shared(own).ok();
+        }
+        let cors_origin = self.cors.as_mut().and_then(Option::as_mut);
+        for value in [
+            self.user_agent.as_mut(),
+            self.referer.as_mut(),
+            self.request_id.as_mut(),
+            cors_origin,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Ok(own) = HeaderValue::from_bytes(value.as_bytes()) {
+                *value = own;
+            }
+        }
+    }
+
     /// Request body bytes read so far.
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in
@@ -131,5 +157,65 @@ impl RequestCtx {
     /// The request's path (`/` when it had none).
     pub fn path(&self) -> &str {
         self.path.as_ref().map_or("/", PathAndQuery::path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `part` lies inside `buffer`'s allocation.
+    fn inside(buffer: &Bytes, part: &[u8]) -> bool {
+        let range = buffer.as_ptr_range();
+        range.contains(&part.as_ptr())
+    }
+
+    #[test]
+    fn a_detached_context_keeps_nothing_of_the_read_buffer() {
+        // As hyper parses a head: the target and the header values are slices of one buffer.
+        let head = "/api/v4/websocket?connection_id=abc Mozilla/5.0 https://chat.example.com/ id-1 https://app.example.com";
+        let buffer = Bytes::from(head.as_bytes().to_vec());
+        let part = |text: &str| {
+            let at = head.find(text).unwrap();
+            buffer.slice(at..at + text.len())
+        };
+        let value = |text| HeaderValue::from_maybe_shared(part(text)).unwrap();
+        let req = Request::builder()
+            .uri(http::Uri::from_maybe_shared(part("/api/v4/websocket?connection_id=abc")).unwrap())
+            .header(http::header::USER_AGENT, value("Mozilla/5.0"))
+            .header(http::header::REFERER, value("https://chat.example.com/"))
+            .body(())
+            .unwrap();
+        let conn = ConnInfo::new("127.0.0.1:1".parse().unwrap(), Listener::Https, None);
+        let mut ctx = RequestCtx::start(&conn, &req);
+        ctx.request_id = Some(value("id-1"));
+        ctx.cors = Some(Some(value("https://app.example.com")));
+        let shared = |ctx: &RequestCtx| {
+            let mut parts: Vec<&[u8]> = vec![ctx.path().as_bytes()];
+            for v in [&ctx.user_agent, &ctx.referer, &ctx.request_id]
+                .into_iter()
+                .flatten()
+            {
+                parts.push(v.as_bytes());
+            }
+            if let Some(Some(origin)) = &ctx.cors {
+                parts.push(origin.as_bytes());
+            }
+            parts.iter().filter(|p| inside(&buffer, p)).count()
+        };
+        assert_eq!(shared(&ctx), 5, "the test's values should start out shared");
+        ctx.detach();
+        assert_eq!(shared(&ctx), 0);
+        assert_eq!(
+            ctx.path.as_ref().map(PathAndQuery::as_str),
+            Some("/api/v4/websocket?connection_id=abc")
+        );
+        assert_eq!(ctx.user_agent.as_ref().unwrap(), "Mozilla/5.0");
+        assert_eq!(ctx.referer.as_ref().unwrap(), "https://chat.example.com/");
+        assert_eq!(ctx.request_id.as_ref().unwrap(), "id-1");
+        assert_eq!(
+            ctx.cors.as_ref().unwrap().as_ref().unwrap(),
+            "https://app.example.com"
+        );
     }
 }

@@ -176,7 +176,8 @@ where
                 if let Some(g) = &gauge {
                     g.inc();
                 }
-                // The session is logged when the tunnel closes.
+                // The session is logged when the tunnel closes, long after the request.
+                finish.detach();
                 tunnel::spawn(
                     client,
                     upstream,
