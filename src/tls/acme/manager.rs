@@ -138,9 +138,15 @@ impl Manager {
                 drop(lock);
                 continue;
             }
-            let result = self.order(stored.as_ref()).await;
+            let result = tokio::select! {
+                r = self.order(stored.as_ref()) => Some(r),
+                _ = shutdown.requested() => None,
+            };
             self.challenges.clear();
             drop(lock);
+            let Some(result) = result else {
+                return;
+            };
             match result {
                 Ok(fresh) => {
                     backoff.reset();
@@ -161,6 +167,12 @@ impl Manager {
                     }
                 }
                 Err(error) => {
+                    if error.contains("accountDoesNotExist") {
+                        // The CA forgot the account (a reset test CA, a deactivation): the
+                        // next attempt registers a new one.
+                        self.account = None;
+                        self.state.forget_account();
+                    }
                     let wait = backoff.next(0.5 + fastrand::f64() / 2.0);
                     warn!(
                         names = self.names.join(","),

@@ -120,6 +120,11 @@ impl State {
         write(&self.account_path(), &text)
     }
 
+    /// Forgets the stored account (the CA no longer knows it).
+    pub fn forget_account(&self) {
+        let _ = fs::remove_file(self.account_path());
+    }
+
     /// The stored certificate, when it was ordered from `directory` for exactly `names`.
     pub fn stored(&self, directory: &str, names: &[String]) -> Option<Stored> {
         let meta: Meta = serde_json::from_slice(&fs::read(self.meta_path()).ok()?).ok()?;
