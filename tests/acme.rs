@@ -203,6 +203,34 @@ async fn two_replicas_on_one_state_dir_order_once_and_serve_the_same_certificate
     assert_eq!(orders, 1, "A:\n{}\nB:\n{}", a.log(), b.log());
 }
 
+#[tokio::test]
+async fn a_ca_that_requires_external_account_binding_gets_it() {
+    if !common::acme::pebble_or_skip() {
+        return;
+    }
+    const KID: &str = "kid-1";
+    const HMAC: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let backend = Backend::start().await;
+    let mut pebble = Pebble::new();
+    let bound = acme_edge(&backend, &pebble, "auto")
+        .env("MM_EDGE_ACME_EAB_KID", KID)
+        .env("MM_EDGE_ACME_EAB_HMAC_KEY", HMAC)
+        .spawn();
+    let unbound = acme_edge(&backend, &pebble, "auto").spawn();
+    let (https, http) = ports(&bound);
+    pebble.start_with(https, http, 3600, Some((KID, HMAC)));
+    let roots = pebble.issuing_roots();
+    let chain = wait_for_chain(bound.https.expect("TLS"), HOST, &roots, ISSUANCE, |_| true).await;
+    assert_eq!(names(&chain[0]), vec![HOST.to_string()]);
+    // Without the binding the CA refuses the account, and says why in the log.
+    unbound.wait_for_log("externalAccountRequired");
+    assert!(
+        common::acme::served_chain(unbound.https.expect("TLS"), HOST, &roots)
+            .await
+            .is_err()
+    );
+}
+
 #[test]
 fn check_prints_the_acme_decision_and_refuses_acme_with_files() {
     let check = |env: &[(&str, &str)]| {

@@ -212,6 +212,18 @@ impl Pebble {
     /// Starts the DNS server and pebble, validating challenges on mm-edge's `https` and `http`
     /// ports, issuing certificates valid for `validity_secs`; then points the forwarder at it.
     pub fn start(&mut self, https: u16, http: u16, validity_secs: u64) {
+        self.start_with(https, http, validity_secs, None);
+    }
+
+    /// [`Pebble::start`], requiring external account binding with this key id and
+    /// (base64url) HMAC key when `eab` is given.
+    pub fn start_with(
+        &mut self,
+        https: u16,
+        http: u16,
+        validity_secs: u64,
+        eab: Option<(&str, &str)>,
+    ) {
         let mut dns = Command::new("pebble-challtestsrv")
             .args(["-dns01", "127.0.0.1:0", "-management", "127.0.0.1:0"])
             .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
@@ -230,7 +242,8 @@ impl Pebble {
             "httpPort": http,
             "tlsPort": https,
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
+            "externalAccountBindingRequired": eab.is_some(),
+            "externalAccountMACKeys": eab.map(|(kid, key)| serde_json::json!({ kid: key })),
             "certificateValidityPeriod": validity_secs,
         }});
         let config_file = self.dir.path().join("pebble.json");
