@@ -64,7 +64,7 @@ COPY --from=builder /out/mm-edge /usr/local/bin/mm-edge
 # owner, and only the same (non-root) uid can replace a file it owns, so both
 # containers run as 2000:2000.
 #
-# State dir (the generated self-signed certificate lives here) and the mount
+# State dir (the ACME account and certificate, or the self-signed one) and the mount
 # point for Mattermost's config directory, both owned by 2000:2000. Docker
 # copies this ownership into an empty named or anonymous volume the first
 # time it is mounted here. A bind mount (-v /host/dir:/var/lib/mm-edge) keeps

@@ -54,6 +54,8 @@ pub enum Outcome {
     WebsocketShutdown,
     /// The client stopped reading; closed after the send timeout.
     SendTimeout,
+    /// An ACME HTTP-01 challenge request, answered at the edge (or 404 for an unknown token).
+    AcmeChallenge,
 }
 
 impl Outcome {
@@ -77,6 +79,7 @@ impl Outcome {
             Outcome::WebsocketIdle => "websocket_idle",
             Outcome::WebsocketShutdown => "websocket_shutdown",
             Outcome::SendTimeout => "send_timeout",
+            Outcome::AcmeChallenge => "acme_challenge",
         }
     }
 }
@@ -100,6 +103,8 @@ pub enum Answer {
         /// `308` instead of `301`.
         keep_method: bool,
     },
+    /// An ACME HTTP-01 challenge's key authorization: `200` text.
+    AcmeChallenge(String),
     /// Something went wrong.
     Error(EdgeError),
 }
@@ -119,6 +124,9 @@ pub enum EdgeError {
     /// Nothing there (the metrics listener's other paths) (404).
     #[error("not found")]
     NotFound,
+    /// No ACME challenge is open for the token asked for (404).
+    #[error("no ACME challenge open for this token")]
+    NoChallenge,
     /// The method cannot be proxied (`CONNECT`) (501).
     #[error("method not implemented")]
     NotImplemented,
@@ -173,7 +181,7 @@ impl EdgeError {
         match self {
             EdgeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             EdgeError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            EdgeError::NotFound => StatusCode::NOT_FOUND,
+            EdgeError::NotFound | EdgeError::NoChallenge => StatusCode::NOT_FOUND,
             EdgeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             EdgeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             EdgeError::UpstreamRefused { .. } | EdgeError::UpstreamProtocol { .. } => {
@@ -192,6 +200,7 @@ impl EdgeError {
             EdgeError::BadRequest(_) | EdgeError::NotImplemented | EdgeError::NotFound => {
                 Outcome::BadRequest
             }
+            EdgeError::NoChallenge => Outcome::AcmeChallenge,
             EdgeError::TooLarge { .. } => Outcome::TooLarge,
             EdgeError::RateLimited { .. } => Outcome::RateLimited,
             EdgeError::UpstreamRefused { .. } => Outcome::UpstreamRefused,
@@ -208,6 +217,9 @@ impl EdgeError {
         match self {
             EdgeError::BadRequest(why) => format!("mm-edge: bad request: {why}\n").into(),
             EdgeError::NotFound => Bytes::from_static(b"mm-edge: not found (try /metrics)\n"),
+            EdgeError::NoChallenge => {
+                Bytes::from_static(b"mm-edge: no ACME challenge is open for this token\n")
+            }
             EdgeError::NotImplemented => {
                 Bytes::from_static(b"mm-edge: this method cannot be proxied to Mattermost\n")
             }
@@ -248,6 +260,7 @@ impl Answer {
             Answer::Preflight(_) => Outcome::CorsPreflight,
             Answer::ServerOptions | Answer::Metrics(_) => Outcome::Health,
             Answer::Redirect { .. } => Outcome::Redirect,
+            Answer::AcmeChallenge(_) => Outcome::AcmeChallenge,
             Answer::Error(e) => e.outcome(),
         }
     }
@@ -256,6 +269,9 @@ impl Answer {
     pub fn into_response(self) -> Response<LocalBody> {
         match self {
             Answer::Health => text(StatusCode::OK, Bytes::from_static(b"ok\n")),
+            Answer::AcmeChallenge(key_authorization) => {
+                text(StatusCode::OK, Bytes::from(key_authorization))
+            }
             Answer::Metrics(text) => {
                 let mut resp = Response::new(body::local(text));
                 resp.headers_mut().insert(

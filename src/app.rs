@@ -92,8 +92,16 @@ fn check(settings: &Settings) -> ExitCode {
         return config_error(e);
     }
     if let (true, CertSource::Files { .. }) = (settings.terminates_tls(), &settings.tls.cert) {
-        if let Err(e) = CertStore::from_settings(settings) {
+        if let Err(e) = CertStore::from_settings(settings, false) {
             return config_error(e);
+        }
+    }
+    let acme = tls::acme::decide(settings);
+    if acme.is_on() {
+        if let Err(problem) =
+            tls::acme::client::Connector::new(settings.tls.acme.ca_roots.as_deref())
+        {
+            return config_error(settings.error(&spec::ACME_CA_ROOTS, problem));
         }
     }
     println!(
@@ -107,7 +115,20 @@ fn check(settings: &Settings) -> ExitCode {
             Source::File(p, line) => format!("file {} line {line}", p.display()),
             Source::Cli => format!("flag --{}", raw.setting.flag()),
         };
-        println!("{} = {:?}  # {from}", raw.setting.key, raw.value);
+        if raw.setting.is_secret() && !raw.value.is_empty() {
+            println!("{} = \"<redacted>\"  # {from}", raw.setting.key);
+        } else {
+            println!("{} = {:?}  # {from}", raw.setting.key, raw.value);
+        }
+    }
+    println!("# acme: {acme}");
+    if let Some(cert) = tls::acme::state::State::new(&settings.state_dir).read_cert() {
+        println!(
+            "# acme certificate: names {}, issuer {}, expires {}",
+            cert.names.join(","),
+            cert.issuer,
+            tls::acme::rfc3339(cert.not_after)
+        );
     }
     println!("# site URL: {}", settings.site.url);
     let env = |name: &str| std::env::var(name).ok();
@@ -149,13 +170,18 @@ fn write_mattermost(settings: &Settings) -> Result<(), crate::mattermost::Error>
     Ok(())
 }
 
-/// The certificate store, when TLS is terminated here.
-fn certificates(settings: &Settings) -> Result<Option<(Arc<CertStore>, Origin)>, tls::TlsError> {
+/// The certificate store, when TLS is terminated here (`acme`: whether ACME runs).
+fn certificates(
+    settings: &Settings,
+    acme: bool,
+) -> Result<Option<(Arc<CertStore>, Origin)>, tls::TlsError> {
     if !settings.terminates_tls() {
         return Ok(None);
     }
-    let (store, origin) = CertStore::from_settings(settings)?;
-    if matches!(origin, Origin::SelfSigned(..)) {
+    let (store, origin) = CertStore::from_settings(settings, acme)?;
+    if acme && matches!(origin, Origin::SelfSigned(..)) {
+        info!(cert = %origin, "serving the self-signed stand-in until the ACME certificate is issued");
+    } else if matches!(origin, Origin::SelfSigned(..)) {
         warn!(
             cert = %origin,
             "serving a SELF-SIGNED certificate: browsers will warn; set {} and {} for production",
@@ -170,12 +196,31 @@ async fn run(mut settings: Settings) -> ExitCode {
     if let Err(e) = Edge::new(&settings) {
         return config_error(e);
     }
-    let certs = match certificates(&settings) {
+    // The ACME client's platform verifier asks for the process's default provider.
+    let _ = rustls::crypto::CryptoProvider::install_default((*tls::provider()).clone());
+    let acme = tls::acme::decide(&settings);
+    let certs = match certificates(&settings, acme.is_on()) {
         Ok(c) => c,
         Err(e) => return config_error(e),
     };
+    let acme = match (&certs, acme.is_on()) {
+        (Some((store, _)), true) => {
+            let state = tls::acme::state::State::new(&settings.state_dir);
+            let names = tls::acme::names(&settings);
+            let challenges = Arc::new(tls::acme::Challenges::new(&state, names, tls::provider()));
+            info!(acme = %acme, directory = %settings.tls.acme.directory, "ACME certificates");
+            match tls::acme::Manager::new(&settings, store.clone(), challenges.clone()) {
+                Ok(manager) => Some((manager, challenges)),
+                Err(e) => return config_error(e),
+            }
+        }
+        _ => None,
+    };
     let tls_config = match &certs {
-        Some((store, _)) => match tls::server_config(store.clone()) {
+        Some((store, _)) => match tls::server_config(
+            store.clone(),
+            acme.as_ref().map(|(_, challenges)| challenges.clone()),
+        ) {
             Ok(config) => Some(config),
             Err(e) => return config_error(e),
         },
@@ -247,6 +292,16 @@ async fn run(mut settings: Settings) -> ExitCode {
             tls::reload_service(store, reloads, reloaded, shutdown)
         });
     }
+    let challenges = acme.as_ref().map(|(_, c)| c.clone());
+    if let Some((manager, _)) = acme {
+        let expiry = metrics.as_ref().map(|m| m.certificate_expiry.clone());
+        let manager = manager.on_new(Box::new(move |key: &rustls::sign::CertifiedKey| {
+            if let (Some(g), Some(t)) = (&expiry, tls::expiry(key)) {
+                g.set(t);
+            }
+        }));
+        life.spawn("acme", move |shutdown| manager.run(shutdown));
+    }
     let observer = Observer::new(
         access_log,
         settings.log.access_format,
@@ -264,7 +319,10 @@ async fn run(mut settings: Settings) -> ExitCode {
         metrics.clone(),
         life.shutdown(),
     ) {
-        Ok(p) => Arc::new(p),
+        Ok(p) => Arc::new(match challenges {
+            Some(c) => p.with_acme(c),
+            None => p,
+        }),
         Err(e) => return config_error(e),
     };
     if let (Some(m), Some((store, _))) = (&metrics, &certs) {

@@ -21,11 +21,13 @@ use std::path::{Path, PathBuf};
 
 pub use layers::{Layers, Raw, Source};
 pub use section::{
-    CertSource, ClientIp, Cors, Listen, Log, Mattermost, Metrics, Proxy, RateLimit, Server, Site,
-    Tls, Upstream,
+    Acme, CertSource, ClientIp, Cors, Listen, Log, Mattermost, Metrics, Proxy, RateLimit, Server,
+    Site, Tls, Upstream,
 };
 pub use spec::{Setting, SETTINGS};
-pub use value::{AccessLogFormat, AccessLogTarget, TlsMode, UpstreamServer};
+pub use value::{
+    AccessLogFormat, AccessLogTarget, AcmeChallenge, AcmeMode, TlsMode, UpstreamServer,
+};
 
 use layers::{FileText, Resolver};
 

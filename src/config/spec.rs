@@ -24,6 +24,11 @@ impl Setting {
         self.key.replace(['.', '_'], "-")
     }
 
+    /// Whether the value is a secret (`mm-edge check` prints it redacted).
+    pub fn is_secret(&self) -> bool {
+        self.key == ACME_EAB_HMAC_KEY.key
+    }
+
     /// For messages about a setting that was not given, in all three spellings:
     /// `MM_EDGE_TLS_KEY is not set (nor tls.key, nor --tls-key)`.
     pub fn not_set(&self) -> String {
@@ -58,13 +63,27 @@ settings! {
     TLS_MODE = "MM_EDGE_TLS", "tls.mode", "auto",
         "auto = terminate TLS here (given cert, else self-signed); off = a load balancer in front terminates TLS.";
     TLS_CERT = "MM_EDGE_TLS_CERT", "tls.cert", "",
-        "PEM certificate chain file; empty = self-signed certificate kept in the state dir.";
+        "PEM certificate chain file; empty = an ACME certificate (see MM_EDGE_ACME), else a self-signed one kept in the state dir.";
     TLS_KEY = "MM_EDGE_TLS_KEY", "tls.key", "",
         "PEM private key file (RSA, ECDSA or Ed25519; PKCS#8, PKCS#1 or SEC1).";
+    ACME = "MM_EDGE_ACME", "tls.acme", "auto",
+        "on, off, or auto = on when no certificate files are given and the site host is a public DNS name: a trusted certificate from an ACME CA (Let's Encrypt), kept in the state dir and renewed by itself.";
+    ACME_DIRECTORY = "MM_EDGE_ACME_DIRECTORY", "tls.acme_directory", "https://acme-v02.api.letsencrypt.org/directory",
+        "The ACME CA's directory URL; letsencrypt and letsencrypt-staging are names for Let's Encrypt's.";
+    ACME_EMAIL = "MM_EDGE_ACME_EMAIL", "tls.acme_email", "",
+        "Contact e-mail of the ACME account (the CA's notices); optional.";
+    ACME_CA_ROOTS = "MM_EDGE_ACME_CA_ROOTS", "tls.acme_ca_roots", "",
+        "PEM file of the roots trusted for the ACME server's own HTTPS (a private CA such as step-ca); empty = the system's roots.";
+    ACME_CHALLENGE = "MM_EDGE_ACME_CHALLENGE", "tls.acme_challenge", "auto",
+        "tls-alpn-01 (answered on the HTTPS listener), http-01 (on the HTTP listener), or auto = whichever the CA offers, TLS-ALPN-01 first.";
+    ACME_EAB_KID = "MM_EDGE_ACME_EAB_KID", "tls.acme_eab_kid", "",
+        "External account binding key id, for CAs that require one (ZeroSSL, Google, step-ca).";
+    ACME_EAB_HMAC_KEY = "MM_EDGE_ACME_EAB_HMAC_KEY", "tls.acme_eab_hmac_key", "",
+        "External account binding HMAC key, base64url as the CA gives it (check prints it redacted).";
     HSTS_MAX_AGE = "MM_EDGE_HSTS_MAX_AGE", "tls.hsts_max_age", "63072000",
         "Strict-Transport-Security max-age in seconds on HTTPS responses; 0 = no header.";
     STATE_DIR = "MM_EDGE_STATE_DIR", "state_dir", "/var/lib/mm-edge",
-        "Directory for state kept across restarts (the generated self-signed certificate).";
+        "Directory for state kept across restarts: the ACME account and certificates, the self-signed certificate; replicas may share it.";
     HTTPS_LISTEN = "MM_EDGE_HTTPS_LISTEN", "listen.https", "0.0.0.0:443",
         "TLS listener address (IPv6: [::]:443).";
     HTTP_LISTEN = "MM_EDGE_HTTP_LISTEN", "listen.http", "0.0.0.0:80",

@@ -223,6 +223,10 @@ fn effective(s: &Settings) -> String {
 fn every_declared_setting_changes_the_effective_settings() {
     // A valid value unlike the default for each setting, and the settings it is compared
     // against (the value replaces its own there).
+    let eab: &[(&str, &str)] = &[
+        ("MM_EDGE_ACME_EAB_KID", "kid-0"),
+        ("MM_EDGE_ACME_EAB_HMAC_KEY", "AQID"),
+    ];
     let pair: &[(&str, &str)] = &[
         ("MM_EDGE_TLS_CERT", "/c.pem"),
         ("MM_EDGE_TLS_KEY", "/k.pem"),
@@ -237,6 +241,13 @@ fn every_declared_setting_changes_the_effective_settings() {
         ("MM_EDGE_TLS_CERT", "/c2.pem", pair),
         ("MM_EDGE_TLS_KEY", "/k2.pem", pair),
         ("MM_EDGE_HSTS_MAX_AGE", "60", &[]),
+        ("MM_EDGE_ACME", "on", &[]),
+        ("MM_EDGE_ACME_DIRECTORY", "letsencrypt-staging", &[]),
+        ("MM_EDGE_ACME_EMAIL", "admin@example.com", &[]),
+        ("MM_EDGE_ACME_CA_ROOTS", "/roots.pem", &[]),
+        ("MM_EDGE_ACME_CHALLENGE", "http-01", &[]),
+        ("MM_EDGE_ACME_EAB_KID", "kid-1", eab),
+        ("MM_EDGE_ACME_EAB_HMAC_KEY", "AQIDBA", eab),
         ("MM_EDGE_HTTPS_LISTEN", "127.0.0.1:8443", &[]),
         ("MM_EDGE_HTTP_LISTEN", "127.0.0.1:8080", &[]),
         ("MM_EDGE_UPSTREAMS", "http://10.0.0.9:8065", &[]),

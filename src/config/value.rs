@@ -16,7 +16,11 @@ use toml::Value as Toml;
 
 use super::parse;
 
+mod acme;
 mod upstream;
+pub use acme::{
+    decode_hmac, AcmeChallenge, AcmeDirectory, AcmeMode, Email, LETSENCRYPT, LETSENCRYPT_STAGING,
+};
 pub use upstream::{Servers, UpstreamServer};
 
 /// A kind of setting value.

@@ -3,7 +3,8 @@
 //!
 //! - the metrics listener answers `GET /metrics` ([`phases::metrics`]) and nothing else;
 //! 0. [`phases::validate`]: requests the HTTP RFCs say to refuse (`400`, `501`), `OPTIONS *`;
-//! 1. [`phases::own_endpoints`]: the edge's health endpoint (never limited);
+//! 1. [`phases::own_endpoints`]: the edge's health endpoint (never limited), and
+//!    [`phases::acme_challenge`]: the ACME CA's HTTP-01 requests, on either listener;
 //! 2. [`phases::redirect`]: on the plain listener, when TLS is terminated here, the redirect;
 //! 3. [`phases::client_ip`]: the client (the peer, or what a trusted proxy says);
 //! 4. [`phases::cors_preflight`]: preflights answered here (never limited);
@@ -46,6 +47,7 @@ use crate::edge::Edge;
 use crate::lifecycle::Shutdown;
 use crate::observe::metrics::Metrics;
 use crate::proxy::{self, tunnel, Forwarder};
+use crate::tls::acme::Challenges;
 use crate::upstream::PooledBody;
 use ctx::RequestCtx;
 use filters::Filters;
@@ -98,6 +100,8 @@ pub struct Pipeline<B> {
     shutdown: Shutdown,
     sink: Arc<dyn Sink>,
     metrics: Option<Arc<Metrics>>,
+    /// ACME HTTP-01 challenges answered here (when ACME runs).
+    challenges: Option<Arc<Challenges>>,
 }
 
 impl<B> std::fmt::Debug for Pipeline<B> {
@@ -135,7 +139,14 @@ impl<B> Pipeline<B> {
             shutdown,
             sink,
             metrics,
+            challenges: None,
         })
+    }
+
+    /// Answers the ACME CA's HTTP-01 requests from `challenges`.
+    pub fn with_acme(mut self, challenges: Arc<Challenges>) -> Self {
+        self.challenges = Some(challenges);
+        self
     }
 
     /// The policies (for tests and `check`).
@@ -199,6 +210,7 @@ where
         }
         phases::validate(ctx, req)?;
         phases::own_endpoints(ctx, req)?;
+        phases::acme_challenge(self.challenges.as_deref(), ctx, req)?;
         if let (Listener::Http, Some(origin)) = (ctx.listener, &self.redirect_to) {
             return Err(phases::redirect(origin, req));
         }

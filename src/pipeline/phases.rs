@@ -13,6 +13,7 @@ use crate::edge::endpoints::{self, Endpoint};
 use crate::edge::rate_limit::{BucketStore, Decision, RateLimiter};
 use crate::observe::metrics::Metrics;
 use crate::proxy::headers::{content_length, X_REQUEST_ID};
+use crate::tls::acme::challenges::{Challenges, HTTP01_PREFIX};
 
 /// Requests RFC 9112 and RFC 9113 say to refuse, refused before anything else: two `Host`
 /// headers, an HTTP/1.1 request without `Host`, a target that is not a path (`GET echo`), and
@@ -41,6 +42,26 @@ pub fn own_endpoints<B>(_ctx: &mut RequestCtx, req: &Request<B>) -> Result<(), A
         Some(Endpoint::Health) => Err(Answer::Health),
         None => Ok(()),
     }
+}
+
+/// An ACME CA's HTTP-01 request (`/.well-known/acme-challenge/<token>`, on either listener,
+/// when ACME runs): the key authorization of an open challenge, else 404. Before the redirect,
+/// the client IP and the rate limit: the CA's validation servers must always get through.
+pub fn acme_challenge<B>(
+    challenges: Option<&Challenges>,
+    _ctx: &mut RequestCtx,
+    req: &Request<B>,
+) -> Result<(), Answer> {
+    let Some(challenges) = challenges else {
+        return Ok(());
+    };
+    let Some(token) = req.uri().path().strip_prefix(HTTP01_PREFIX) else {
+        return Ok(());
+    };
+    Err(match challenges.http_answer(token) {
+        Some(key_authorization) => Answer::AcmeChallenge(key_authorization),
+        None => EdgeError::NoChallenge.into(),
+    })
 }
 
 /// The plain listener, when TLS is terminated here: every request is redirected to `origin`

@@ -11,7 +11,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
@@ -121,6 +121,12 @@ impl Serve {
                 let session = stream.get_ref().1;
                 let version = session.protocol_version().map(tls_version_name);
                 let h2 = session.alpn_protocol() == Some(b"h2");
+                if session.alpn_protocol() == Some(crate::tls::acme::challenges::ACME_TLS_ALPN) {
+                    // A TLS-ALPN-01 validation: the handshake was the answer (RFC 8737 3).
+                    let mut stream = stream;
+                    let _ = tokio::time::timeout(self.handshake_timeout, stream.shutdown()).await;
+                    return;
+                }
                 let conn = ConnInfo::new(peer, role, version);
                 if h2 {
                     self.http(Coalesce::new(stream), activity, conn, true, handler)

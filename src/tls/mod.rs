@@ -1,10 +1,11 @@
 //! TLS termination: the rustls server configuration, the certificate store behind its resolver,
-//! the certificate sources ([`source`]: files or self-signed), and reloading.
+//! the certificate sources ([`source`]: files, ACME ([`acme`]) or self-signed), and reloading.
 //!
 //! The resolver serves whatever the [`CertStore`] holds; [`CertStore::reload`] swaps in a new
 //! certificate from the source without touching established connections. What triggers a reload
 //! (SIGHUP today) is the caller's: [`reload_service`] runs it as a background task.
 
+pub mod acme;
 pub mod certs;
 pub mod self_signed;
 pub mod source;
@@ -95,9 +96,9 @@ impl CertStore {
         Ok((store, origin))
     }
 
-    /// Loads the certificate the settings ask for.
-    pub fn from_settings(settings: &Settings) -> Result<(Self, Origin), TlsError> {
-        Self::load(source::from_settings(settings), provider())
+    /// Loads the certificate the settings ask for (`acme`: whether ACME runs).
+    pub fn from_settings(settings: &Settings, acme: bool) -> Result<(Self, Origin), TlsError> {
+        Self::load(source::from_settings(settings, acme), provider())
     }
 
     /// Loads the certificate again; on error the old one stays in use.
@@ -140,24 +141,49 @@ pub async fn reload_service(
     }
 }
 
-/// Resolves every handshake to the current certificate.
+/// Resolves every handshake to the current certificate, except an ACME CA's TLS-ALPN-01
+/// validation (ALPN `acme-tls/1` only), which gets the validation certificate of an open
+/// challenge or nothing.
 #[derive(Debug)]
-struct Resolver(Arc<CertStore>);
+struct Resolver {
+    store: Arc<CertStore>,
+    challenges: Option<Arc<acme::Challenges>>,
+}
 
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.current())
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(challenges) = &self.challenges {
+            let validation = hello
+                .alpn()
+                .is_some_and(|mut offered| offered.any(|p| p == acme::challenges::ACME_TLS_ALPN));
+            if validation {
+                return hello
+                    .server_name()
+                    .and_then(|n| challenges.tls_alpn_cert(n));
+            }
+        }
+        Some(self.store.current())
     }
 }
 
-/// Builds the server configuration: TLS 1.2/1.3, ALPN h2 + http/1.1, session cache and tickets.
-pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, TlsError> {
+/// Builds the server configuration: TLS 1.2/1.3, ALPN h2 + http/1.1 (and `acme-tls/1` when
+/// ACME `challenges` are answered here), session cache and tickets.
+pub fn server_config(
+    store: Arc<CertStore>,
+    challenges: Option<Arc<acme::Challenges>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = store.provider.clone();
+    let acme = challenges.is_some();
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Resolver(store)));
+        .with_cert_resolver(Arc::new(Resolver { store, challenges }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if acme {
+        config
+            .alpn_protocols
+            .push(acme::challenges::ACME_TLS_ALPN.to_vec());
+    }
     config.session_storage = ServerSessionMemoryCache::new(16 * 1024);
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(Arc::new(config))

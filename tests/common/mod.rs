@@ -2,6 +2,7 @@
 //! ports, and clients that trust the certificate it generated.
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod backend;
 pub mod h2_raw;
 

@@ -18,7 +18,7 @@ pub use mattermost::Mattermost;
 pub use policy::{ClientIp, Cors, RateLimit};
 pub use server::{Log, Metrics, Proxy, Server};
 pub use site::Site;
-pub use tls::{CertSource, Tls};
+pub use tls::{Acme, CertSource, Tls};
 pub use upstream::Upstream;
 
 /// A setting's value in the TOML file, checked by its kind, with where it was written.
