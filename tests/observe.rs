@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, Edge, FAKE_REQUEST_ID};
+use common::{sample, scrape_metrics as scrape, Backend, Edge, FAKE_REQUEST_ID};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -277,21 +277,6 @@ async fn the_combined_format_is_what_log_tools_parse() {
     assert_eq!(caps[7].parse::<usize>().expect("bytes"), body_len);
     assert_eq!(&caps[8], "https://chat.example.com/");
     assert_eq!(&caps[9], "Mozilla/5.0 \\x22quoted\\x22");
-}
-
-/// `GET /metrics` on the metrics listener.
-async fn scrape(edge: &Edge) -> String {
-    let url = format!("http://{}/metrics", edge.metrics.expect("metrics listener"));
-    let resp = reqwest::get(url).await.expect("scrape");
-    assert_eq!(resp.status(), 200);
-    resp.text().await.expect("text")
-}
-
-/// The value of the sample line starting with `series` (exact name and labels).
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 pub mod acme;
 pub mod backend;
+pub mod browser;
 pub mod h2_raw;
 
 use std::io::{BufRead, BufReader};
@@ -583,4 +584,19 @@ pub fn listening_port(pid: u32) -> Option<u16> {
         }
     }
     None
+}
+
+/// The edge's metrics exposition, from its metrics listener.
+pub async fn scrape_metrics(edge: &Edge) -> String {
+    let url = format!("http://{}/metrics", edge.metrics.expect("metrics listener"));
+    let resp = reqwest::get(url).await.expect("scrape");
+    assert_eq!(resp.status(), 200);
+    resp.text().await.expect("text")
+}
+
+/// The value of the sample line starting with `series` (exact name and labels); 0 if absent.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
 }
