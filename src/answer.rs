@@ -1,6 +1,11 @@
 //! The edge's own answers: everything mm-edge says itself instead of Mattermost (health,
 //! preflights, redirects, and every error), each mapped to its status, headers and body here, in
 //! one place. No other file builds a 4xx or 5xx response.
+//!
+//! Errors are told the way the client reads them ([`ErrorStyle`]): Mattermost's JSON error shape
+//! for `/api/` paths (the apps show its `message`), a small self-contained page for a browser
+//! loading a page (the 5xx ones retry by themselves), plain text otherwise. The general rate
+//! limit's `429` keeps Mattermost's own plain `limit exceeded`.
 
 use std::time::Duration;
 
@@ -10,6 +15,9 @@ use http::{Response, StatusCode};
 
 use crate::body::{self, LocalBody};
 use crate::config::spec;
+
+mod style;
+pub use style::ErrorStyle;
 
 /// `Retry-After` of a 503 sent because every connection to Mattermost was in use.
 pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
@@ -34,6 +42,8 @@ pub enum Outcome {
     TooLarge,
     /// Refused by the rate limiter (429).
     RateLimited,
+    /// A sign-in attempt refused by the login limit (429).
+    LoginLimited,
     /// Mattermost unreachable (502).
     UpstreamRefused,
     /// Mattermost closed without an answer (502).
@@ -69,6 +79,7 @@ impl Outcome {
             Outcome::BadRequest => "bad_request",
             Outcome::TooLarge => "too_large",
             Outcome::RateLimited => "rate_limited",
+            Outcome::LoginLimited => "login_limited",
             Outcome::UpstreamRefused => "upstream_refused",
             Outcome::UpstreamError => "upstream_error",
             Outcome::UpstreamTimeout => "upstream_timeout",
@@ -142,6 +153,12 @@ pub enum EdgeError {
         /// Seconds until a request with this key would pass.
         retry_after_secs: u64,
     },
+    /// The login limit refused a sign-in attempt (429).
+    #[error("too many failed sign-in attempts")]
+    LoginLimited {
+        /// Seconds until an attempt from this client would pass.
+        retry_after_secs: u64,
+    },
     /// No connection to Mattermost could be made (502).
     #[error("Mattermost at {server} is unreachable")]
     UpstreamRefused {
@@ -183,7 +200,9 @@ impl EdgeError {
             EdgeError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             EdgeError::NotFound | EdgeError::NoChallenge => StatusCode::NOT_FOUND,
             EdgeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            EdgeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            EdgeError::RateLimited { .. } | EdgeError::LoginLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             EdgeError::UpstreamRefused { .. } | EdgeError::UpstreamProtocol { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -203,6 +222,7 @@ impl EdgeError {
             EdgeError::NoChallenge => Outcome::AcmeChallenge,
             EdgeError::TooLarge { .. } => Outcome::TooLarge,
             EdgeError::RateLimited { .. } => Outcome::RateLimited,
+            EdgeError::LoginLimited { .. } => Outcome::LoginLimited,
             EdgeError::UpstreamRefused { .. } => Outcome::UpstreamRefused,
             EdgeError::UpstreamProtocol { .. } => Outcome::UpstreamError,
             EdgeError::UpstreamBusy { .. } => Outcome::UpstreamBusy,
@@ -229,6 +249,7 @@ impl EdgeError {
             )
             .into(),
             EdgeError::RateLimited { .. } => Bytes::from_static(RATE_LIMITED_BODY.as_bytes()),
+            EdgeError::LoginLimited { .. } => format!("{}\n", self.message()).into(),
             EdgeError::UpstreamRefused { server } => {
                 format!("mm-edge: Mattermost at {server} is unreachable\n").into()
             }
@@ -250,6 +271,91 @@ impl EdgeError {
             EdgeError::ClientGone => Bytes::new(),
         }
     }
+
+    /// The error's id in Mattermost's error shape; `None` for the answers that stay plain text
+    /// whoever asks (the general rate limit's, the metrics and ACME listeners' 404s).
+    pub fn id(&self) -> Option<&'static str> {
+        Some(match self {
+            EdgeError::BadRequest(_) => "mm_edge.bad_request",
+            EdgeError::NotImplemented => "mm_edge.not_implemented",
+            EdgeError::TooLarge { .. } => "mm_edge.request_too_large",
+            EdgeError::LoginLimited { .. } => "mm_edge.login_rate_limited",
+            EdgeError::UpstreamRefused { .. } => "mm_edge.upstream_unreachable",
+            EdgeError::UpstreamProtocol { .. } => "mm_edge.upstream_closed",
+            EdgeError::UpstreamBusy { .. } => "mm_edge.upstream_busy",
+            EdgeError::UpstreamTimeout { .. } => "mm_edge.upstream_timeout",
+            EdgeError::RateLimited { .. }
+            | EdgeError::NotFound
+            | EdgeError::NoChallenge
+            | EdgeError::ClientGone => return None,
+        })
+    }
+
+    /// What a user is told, in one sentence (the apps show it).
+    pub fn message(&self) -> String {
+        match self {
+            EdgeError::BadRequest(why) => format!("The request is not valid: {why}."),
+            EdgeError::NotImplemented => "This method cannot be used with Mattermost.".into(),
+            EdgeError::TooLarge { limit } => format!(
+                "The request is larger than this server accepts ({} at most).",
+                style::human_size(*limit)
+            ),
+            EdgeError::LoginLimited { retry_after_secs } => format!(
+                "Too many failed sign-in attempts from your network. Try again in {retry_after_secs} seconds."
+            ),
+            EdgeError::UpstreamRefused { .. } | EdgeError::UpstreamProtocol { .. } => {
+                "Mattermost is starting up or unreachable. Try again in a moment.".into()
+            }
+            EdgeError::UpstreamBusy { .. } => {
+                "Mattermost is busy. Try again in a few seconds.".into()
+            }
+            EdgeError::UpstreamTimeout { .. } => {
+                "Mattermost did not answer in time. Try again in a moment.".into()
+            }
+            EdgeError::RateLimited { .. } => RATE_LIMITED_BODY.into(),
+            EdgeError::NotFound | EdgeError::NoChallenge | EdgeError::ClientGone => {
+                String::from_utf8_lossy(&self.body()).trim().into()
+            }
+        }
+    }
+
+    /// Whether the HTML page retries by itself: Mattermost is down, restarting or busy.
+    fn retries(&self) -> bool {
+        matches!(
+            self,
+            EdgeError::UpstreamRefused { .. }
+                | EdgeError::UpstreamProtocol { .. }
+                | EdgeError::UpstreamBusy { .. }
+                | EdgeError::UpstreamTimeout { .. }
+        )
+    }
+
+    /// Mattermost's error shape (`model.AppError`): what the web and mobile apps display.
+    fn json(&self, id: &'static str, request_id: &HeaderValue) -> Bytes {
+        let detail = String::from_utf8_lossy(&self.body()).trim().to_string();
+        style::json(id, &self.message(), &detail, request_id, self.status())
+    }
+
+    /// A small self-contained page; the 5xx ones retry with backoff.
+    fn html(&self, request_id: &HeaderValue) -> Bytes {
+        let title = match self {
+            EdgeError::UpstreamRefused { .. } | EdgeError::UpstreamProtocol { .. } => {
+                "Mattermost is starting up or unreachable"
+            }
+            EdgeError::UpstreamBusy { .. } => "Mattermost is busy",
+            EdgeError::UpstreamTimeout { .. } => "Mattermost did not answer in time",
+            EdgeError::TooLarge { .. } => "Request too large",
+            EdgeError::LoginLimited { .. } => "Too many failed sign-in attempts",
+            _ => "The request cannot be handled",
+        };
+        style::page(
+            title,
+            &self.message(),
+            self.retries(),
+            self.status(),
+            request_id,
+        )
+    }
 }
 
 impl Answer {
@@ -265,8 +371,9 @@ impl Answer {
         }
     }
 
-    /// The response (the pipeline's response filters add CORS, rate-limit and HSTS headers).
-    pub fn into_response(self) -> Response<LocalBody> {
+    /// The response (the pipeline's response filters add CORS, rate-limit and HSTS headers); an
+    /// error is told in `style`, naming `request_id`.
+    pub fn into_response(self, style: ErrorStyle, request_id: &HeaderValue) -> Response<LocalBody> {
         match self {
             Answer::Health => text(StatusCode::OK, Bytes::from_static(b"ok\n")),
             Answer::AcmeChallenge(key_authorization) => {
@@ -307,9 +414,30 @@ impl Answer {
                 resp
             }
             Answer::Error(e) => {
-                let mut resp = text(e.status(), e.body());
+                let style = match (e.id(), style) {
+                    (None, _) => None,
+                    // The login limit's answer is for the apps' sign-in form.
+                    (Some(id), ErrorStyle::Text) if matches!(e, EdgeError::LoginLimited { .. }) => {
+                        Some((id, ErrorStyle::Json))
+                    }
+                    (Some(id), style) => Some((id, style)),
+                };
+                let mut resp = match style {
+                    None | Some((_, ErrorStyle::Text)) => text(e.status(), e.body()),
+                    Some((id, ErrorStyle::Json)) => {
+                        typed(e.status(), e.json(id, request_id), "application/json")
+                    }
+                    Some((_, ErrorStyle::Html)) => {
+                        typed(e.status(), e.html(request_id), "text/html; charset=utf-8")
+                    }
+                };
+                if style.is_some() {
+                    resp.headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                }
                 let retry_after = match e {
-                    EdgeError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+                    EdgeError::RateLimited { retry_after_secs }
+                    | EdgeError::LoginLimited { retry_after_secs } => Some(retry_after_secs),
                     EdgeError::UpstreamBusy { .. } => Some(BUSY_RETRY_AFTER_SECS),
                     _ => None,
                 };
@@ -324,18 +452,160 @@ impl Answer {
 }
 
 fn text(status: StatusCode, body: Bytes) -> Response<LocalBody> {
+    typed(status, body, "text/plain; charset=utf-8")
+}
+
+fn typed(status: StatusCode, body: Bytes, content_type: &'static str) -> Response<LocalBody> {
     let mut resp = Response::new(body::local(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ID: HeaderValue = HeaderValue::from_static("ybndrfg8ejkmcpqxot1uwisza3");
+
+    fn body_of(resp: Response<LocalBody>) -> String {
+        use http_body_util::BodyExt;
+        let bytes = block_on(resp.into_body().collect());
+        String::from_utf8(bytes.unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn request(path: &str, accept: Option<&str>) -> http::Request<()> {
+        let mut b = http::Request::builder().uri(path);
+        if let Some(a) = accept {
+            b = b.header(header::ACCEPT, a);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_style_follows_path_then_accept() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert_eq!(
+            ErrorStyle::of(&request("/api/v4/users/me", Some(browser))),
+            ErrorStyle::Json
+        );
+        assert_eq!(
+            ErrorStyle::of(&request("/api/v4/system/ping", None)),
+            ErrorStyle::Json
+        );
+        assert_eq!(
+            ErrorStyle::of(&request("/", Some(browser))),
+            ErrorStyle::Html
+        );
+        assert_eq!(
+            ErrorStyle::of(&request("/team/channels/x", Some("TEXT/HTML"))),
+            ErrorStyle::Html
+        );
+        assert_eq!(ErrorStyle::of(&request("/", Some("*/*"))), ErrorStyle::Text);
+        assert_eq!(ErrorStyle::of(&request("/", None)), ErrorStyle::Text);
+    }
+
+    #[test]
+    fn api_errors_are_in_mattermosts_shape() {
+        let e = EdgeError::UpstreamRefused {
+            server: "http://127.0.0.1:8065".into(),
+        };
+        let resp = Answer::from(e).into_response(ErrorStyle::Json, &ID);
+        assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+        let v: serde_json::Value = serde_json::from_str(&body_of(resp)).unwrap();
+        assert_eq!(v["id"], "mm_edge.upstream_unreachable");
+        assert_eq!(v["status_code"], 502);
+        assert_eq!(v["request_id"], "ybndrfg8ejkmcpqxot1uwisza3");
+        assert_eq!(
+            v["message"],
+            "Mattermost is starting up or unreachable. Try again in a moment."
+        );
+        assert!(v["detailed_error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:8065"));
+    }
+
+    #[test]
+    fn the_login_limit_answers_in_mattermosts_shape_even_to_plain_clients() {
+        let e = EdgeError::LoginLimited {
+            retry_after_secs: 42,
+        };
+        let resp = Answer::from(e).into_response(ErrorStyle::Text, &ID);
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "42");
+        let v: serde_json::Value = serde_json::from_str(&body_of(resp)).unwrap();
+        assert_eq!(v["id"], "mm_edge.login_rate_limited");
+        assert_eq!(
+            v["message"],
+            "Too many failed sign-in attempts from your network. Try again in 42 seconds."
+        );
+        assert_eq!(v["status_code"], 429);
+    }
+
+    #[test]
+    fn browsers_get_a_page_that_retries_only_when_mattermost_is_down() {
+        let down = EdgeError::UpstreamTimeout {
+            server: "http://127.0.0.1:8065".into(),
+            timeout: Duration::from_secs(600),
+        };
+        let resp = Answer::from(down).into_response(ErrorStyle::Html, &ID);
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let page = body_of(resp);
+        assert!(page.starts_with("<!DOCTYPE html>"));
+        assert!(page.contains("location.reload()"));
+        assert!(page.contains("ybndrfg8ejkmcpqxot1uwisza3"));
+        assert!(
+            !page.contains("127.0.0.1"),
+            "no internal address on a public page"
+        );
+        assert!(
+            !page.contains("src=") && !page.contains("href="),
+            "no external assets"
+        );
+        let big = Answer::from(EdgeError::TooLarge { limit: 110 << 20 })
+            .into_response(ErrorStyle::Html, &ID);
+        let page = body_of(big);
+        assert!(page.contains("110 MiB"));
+        assert!(!page.contains("location.reload()"));
+        let hostile = HeaderValue::from_static("<script>x</script>");
+        let page = body_of(
+            Answer::from(EdgeError::NotImplemented).into_response(ErrorStyle::Html, &hostile),
+        );
+        assert!(page.contains("&lt;script&gt;x&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn plain_clients_keep_the_plain_bodies() {
+        let resp =
+            Answer::from(EdgeError::TooLarge { limit: 9 }).into_response(ErrorStyle::Text, &ID);
+        assert_eq!(
+            body_of(resp),
+            format!(
+                "request body larger than 9 bytes ({})\n",
+                spec::MAX_BODY.env
+            )
+        );
+        let resp = Answer::from(EdgeError::NotFound).into_response(ErrorStyle::Json, &ID);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+    }
 
     #[test]
     fn each_error_has_its_status_and_outcome() {
@@ -383,7 +653,7 @@ mod tests {
         ];
         for (e, status, outcome) in cases {
             assert_eq!(e.outcome().as_str(), outcome);
-            let resp = Answer::from(e).into_response();
+            let resp = Answer::from(e).into_response(ErrorStyle::Text, &ID);
             assert_eq!(resp.status().as_u16(), status);
             assert_eq!(
                 resp.headers()[header::CONTENT_TYPE],
@@ -397,8 +667,12 @@ mod tests {
         let resp = Answer::from(EdgeError::RateLimited {
             retry_after_secs: 7,
         })
-        .into_response();
+        .into_response(ErrorStyle::Json, &ID);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
         assert_eq!(
             EdgeError::RateLimited {
                 retry_after_secs: 7
@@ -415,14 +689,14 @@ mod tests {
             location: loc.clone(),
             keep_method: false,
         }
-        .into_response();
+        .into_response(ErrorStyle::Html, &ID);
         assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(resp.headers()[header::LOCATION], loc);
         let resp = Answer::Redirect {
             location: loc,
             keep_method: true,
         }
-        .into_response();
+        .into_response(ErrorStyle::Html, &ID);
         assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
     }
 }

@@ -25,11 +25,12 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Runs the parsed command line to completion.
 pub fn main(cli: Cli) -> ExitCode {
     let env = |name: &str| std::env::var(name).ok();
-    let settings = match Settings::load(cli.config.as_deref(), &env, &cli.overrides) {
+    let mut settings = match Settings::load(cli.config.as_deref(), &env, &cli.overrides) {
         Ok(s) => s,
         Err(e) => return config_error(e),
     };
     init_logging(&settings.log.level);
+    let upload = follow_upload_limit(&mut settings, &env);
     let runtime = match runtime(settings.server.workers) {
         Ok(rt) => rt,
         Err(e) => {
@@ -38,7 +39,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     match cli.action {
-        Action::Check => check(&settings),
+        Action::Check => check(&settings, &upload),
         Action::WriteMattermostConfig => match write_mattermost(&settings) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => config_error(e),
@@ -50,7 +51,41 @@ pub fn main(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Action::Run => runtime.block_on(run(settings)),
+        Action::Run => {
+            if let Some(warning) = &upload.warning {
+                warn!("{warning}");
+            }
+            runtime.block_on(run(settings))
+        }
+    }
+}
+
+/// What the body limit became, given Mattermost's upload limit.
+struct UploadLimit {
+    /// Mattermost's limit and where it was read, when known.
+    mattermost: Option<(u64, String)>,
+    /// An explicit body limit below it.
+    warning: Option<String>,
+}
+
+/// The body limit follows Mattermost's upload limit (`FileSettings.MaxFileSize`) unless given.
+fn follow_upload_limit(
+    settings: &mut Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> UploadLimit {
+    let mattermost = crate::mattermost::max_file_size(&Targets::from_settings(settings), env);
+    let warning = mattermost.as_ref().and_then(|(size, from)| {
+        let needed = settings.proxy.follow_upload_limit(*size)?;
+        Some(format!(
+            "{} is below Mattermost's upload limit ({from} = {size} bytes, plus {} MiB of multipart framing = {needed} bytes): uploads Mattermost allows will get 413 at the edge; raise {} to at least {needed} or unset it",
+            settings.describe(&spec::MAX_BODY),
+            crate::config::UPLOAD_OVERHEAD >> 20,
+            spec::MAX_BODY.env,
+        ))
+    });
+    UploadLimit {
+        mattermost,
+        warning,
     }
 }
 
@@ -87,7 +122,7 @@ fn init_logging(filter: &str) {
 }
 
 /// `mm-edge check`: validate everything that can be validated without serving.
-fn check(settings: &Settings) -> ExitCode {
+fn check(settings: &Settings, upload: &UploadLimit) -> ExitCode {
     if let Err(e) = Edge::new(settings) {
         return config_error(e);
     }
@@ -131,6 +166,16 @@ fn check(settings: &Settings) -> ExitCode {
         );
     }
     println!("# site URL: {}", settings.site.url);
+    match &upload.mattermost {
+        Some((size, from)) => println!(
+            "# body limit: {} bytes (Mattermost's upload limit: {size} bytes, from {from})",
+            settings.proxy.max_body
+        ),
+        None => println!("# body limit: {} bytes", settings.proxy.max_body),
+    }
+    if let Some(warning) = &upload.warning {
+        println!("# warning: {warning}");
+    }
     let env = |name: &str| std::env::var(name).ok();
     match crate::mattermost::preview(&EdgeFacts::from_settings(settings), &env) {
         Ok((keys, warnings)) => {

@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 
 pub use layers::{Layers, Raw, Source};
 pub use section::{
-    Acme, CertSource, ClientIp, Cors, Listen, Log, Mattermost, Metrics, Proxy, RateLimit, Server,
-    Site, Tls, Upstream,
+    Acme, CertSource, ClientIp, Cors, Listen, Log, LoginLimit, Mattermost, Metrics, Proxy,
+    RateLimit, Server, Site, Tls, Upstream, UPLOAD_OVERHEAD,
 };
 pub use spec::{Setting, SETTINGS};
 pub use value::{
-    AccessLogFormat, AccessLogTarget, AcmeChallenge, AcmeMode, TlsMode, UpstreamServer,
+    AccessLogFormat, AccessLogTarget, AcmeChallenge, AcmeMode, Rate, TlsMode, UpstreamServer,
 };
 
 use layers::{FileText, Resolver};
@@ -62,6 +62,8 @@ pub struct Settings {
     pub metrics: Metrics,
     /// Rate limiting.
     pub rate_limit: RateLimit,
+    /// The limit on failed sign-ins.
+    pub login_limit: LoginLimit,
     /// Which forwarding headers are believed.
     pub client_ip: ClientIp,
     /// CORS.
@@ -109,6 +111,7 @@ impl Settings {
             log: Log::build(&mut r, f.log)?,
             metrics: Metrics::build(&mut r, f.metrics)?,
             rate_limit: RateLimit::build(&mut r, f.rate_limit)?,
+            login_limit: LoginLimit::build(&mut r, f.login_limit)?,
             client_ip: ClientIp::build(&mut r, f.client_ip)?,
             cors: Cors::build(&mut r, f.cors)?,
             mattermost: Mattermost::build(&mut r, f.mattermost)?,

@@ -136,6 +136,14 @@ settings! {
         "The client IP is part of the rate-limit key.";
     RATE_LIMIT_HEADERS = "MATTERMOST_RATE_LIMIT_HEADERS", "rate_limit.headers", "",
         "Space-separated header names whose lower-cased values are part of the rate-limit key.";
+    RATE_LIMIT_IPV6_PREFIX = "MM_EDGE_RATE_LIMIT_IPV6_PREFIX", "rate_limit.ipv6_prefix", "64",
+        "IPv6 clients are limited by this prefix length (a /64 is one client's network; both limits); 128 = by full address, as Mattermost does. Logs and X-Forwarded-For keep the full address.";
+    LOGIN_LIMIT = "MM_EDGE_LOGIN_LIMIT", "login_limit.rate", "10/min",
+        "Failed sign-ins per client IP, refilled at this rate (N/s, N/min or N/h), apart from the rate limit and on even when it is off; off = no login limit.";
+    LOGIN_LIMIT_BURST = "MM_EDGE_LOGIN_LIMIT_BURST", "login_limit.burst", "10",
+        "Failed sign-ins a fresh client may make in a row before the next sign-in attempt gets 429; successful sign-ins never count.";
+    LOGIN_LIMIT_SESSIONS = "MM_EDGE_LOGIN_LIMIT_SESSIONS", "login_limit.sessions", "10000",
+        "Most client IPs the login limit tracks at once; the least recently used is forgotten.";
     TRUSTED_PROXIES = "MM_EDGE_TRUSTED_PROXIES", "client_ip.trusted_proxies", "",
         "CIDRs of load balancers in front of mm-edge whose X-Forwarded-For / X-Real-IP are believed.";
     CORS_DOMAINS = "MATTERMOST_CORS_DOMAINS", "cors.domains", "",

@@ -212,6 +212,7 @@ fn effective(s: &Settings) -> String {
             &s.log,
             &s.metrics,
             &s.rate_limit,
+            &s.login_limit,
             &s.client_ip,
             &s.cors,
             &s.mattermost,
@@ -274,6 +275,10 @@ fn every_declared_setting_changes_the_effective_settings() {
         ("MATTERMOST_RATE_LIMIT_SESSIONS", "1700", &[]),
         ("MATTERMOST_RATE_LIMIT_BY_IP", "false", &[]),
         ("MATTERMOST_RATE_LIMIT_HEADERS", "X-Team", &[]),
+        ("MM_EDGE_RATE_LIMIT_IPV6_PREFIX", "56", &[]),
+        ("MM_EDGE_LOGIN_LIMIT", "5/h", &[]),
+        ("MM_EDGE_LOGIN_LIMIT_BURST", "4", &[]),
+        ("MM_EDGE_LOGIN_LIMIT_SESSIONS", "400", &[]),
         ("MM_EDGE_TRUSTED_PROXIES", "10.1.0.0/16", &[]),
         ("MATTERMOST_CORS_DOMAINS", "https://a.example", &[]),
         ("MATTERMOST_CORS_EXPOSED_HEADERS", "X-Version-Id", &[]),
@@ -298,4 +303,20 @@ fn every_declared_setting_changes_the_effective_settings() {
             "{env}={value} is declared but never read into the settings"
         );
     }
+}
+
+#[test]
+fn login_rates_read_as_count_per_period() {
+    use super::value::{Kind, LoginRate};
+    use std::time::Duration;
+    let rate = |t: &str| LoginRate::parse(t).map(|r| r.map(|r| (r.count.get(), r.period)));
+    assert_eq!(rate("10/min"), Ok(Some((10, Duration::from_secs(60)))));
+    assert_eq!(rate(" 3 / h "), Ok(Some((3, Duration::from_secs(3600)))));
+    assert_eq!(rate("1/s"), Ok(Some((1, Duration::from_secs(1)))));
+    assert_eq!(rate("off"), Ok(None));
+    for bad in ["", "10", "0/min", "10/week", "-1/s", "ten/min"] {
+        assert!(rate(bad).is_err(), "{bad}");
+    }
+    let r = LoginRate::parse("10/min").unwrap().unwrap();
+    assert_eq!(r.interval(), Duration::from_secs(6));
 }

@@ -17,10 +17,12 @@ use toml::Value as Toml;
 use super::parse;
 
 mod acme;
+mod limits;
 mod upstream;
 pub use acme::{
     decode_hmac, AcmeChallenge, AcmeDirectory, AcmeMode, Email, LETSENCRYPT, LETSENCRYPT_STAGING,
 };
+pub use limits::{Ipv6Prefix, LoginBurst, LoginRate, Rate};
 pub use upstream::{Servers, UpstreamServer};
 
 /// A kind of setting value.

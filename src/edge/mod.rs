@@ -1,16 +1,19 @@
 //! The edge's policies, each one type built once from its settings section and called per
 //! request: the edge's own endpoints ([`endpoints`]), the client IP ([`client_ip`]), CORS
-//! ([`cors`]) and the rate limit ([`rate_limit`]). The order they are applied in is the
+//! ([`cors`]), the rate limit ([`rate_limit`]) and the limit on failed sign-ins
+//! ([`login_limit`]). The order they are applied in is the
 //! pipeline's (`crate::pipeline`).
 
 pub mod client_ip;
 pub mod cors;
 pub mod endpoints;
+pub mod login_limit;
 pub mod rate_limit;
 
 use crate::config::{spec, ConfigError, Settings};
 use client_ip::ClientIp;
 use cors::Cors;
+use login_limit::LoginLimiter;
 use rate_limit::RateLimiter;
 
 /// The policies, built once from settings.
@@ -22,6 +25,8 @@ pub struct Edge {
     pub cors: Option<Cors>,
     /// The rate limiter, when enabled.
     pub limiter: Option<RateLimiter>,
+    /// The limit on failed sign-ins, unless off.
+    pub login: Option<LoginLimiter>,
 }
 
 impl Edge {
@@ -39,6 +44,10 @@ impl Edge {
             client_ip: ClientIp::new(&settings.client_ip.trusted_proxies),
             cors,
             limiter: rl.enable.then(|| RateLimiter::new(rl)),
+            login: settings
+                .login_limit
+                .rate
+                .map(|rate| LoginLimiter::new(&settings.login_limit, rate, rl.ipv6_prefix)),
         })
     }
 }

@@ -278,6 +278,37 @@ pub fn preview(
     Ok((plan.settings, plan.warnings))
 }
 
+/// The old image's variable naming Mattermost's upload limit.
+pub const MAX_FILE_SIZE_VAR: &str = "MATTERMOST_MAX_FILE_SIZE";
+
+/// Mattermost's upload limit (`FileSettings.MaxFileSize`, bytes) as far as the edge can know it,
+/// with where it was read: the old image's `MATTERMOST_MAX_FILE_SIZE` (which mm-edge writes into
+/// Mattermost's configuration), else the value in the config file mm-edge writes to. `None` when
+/// neither says (an unreadable or malformed file, or a bad value, is reported by the writer).
+pub fn max_file_size(
+    targets: &Targets,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<(u64, String)> {
+    if let Some(raw) = env(MAX_FILE_SIZE_VAR) {
+        return raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n > 0)
+            .map(|n| (n, MAX_FILE_SIZE_VAR.to_string()));
+    }
+    let path = targets.config_file?;
+    let text = std::fs::read(path).ok()?;
+    let config: Value = serde_json::from_slice(&text).ok()?;
+    let size = config.get("FileSettings")?.get("MaxFileSize")?.as_u64()?;
+    (size > 0).then(|| {
+        (
+            size,
+            format!("FileSettings.MaxFileSize in {}", path.display()),
+        )
+    })
+}
+
 /// Whether a key holds a secret that must not be printed (passwords, salts, keys, data sources).
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();

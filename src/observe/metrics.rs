@@ -105,6 +105,10 @@ pub struct Metrics {
     pub upstream_response: Histogram,
     /// Requests refused by the rate limiter.
     pub rate_limited: Counter,
+    /// Sign-in attempts refused by the login limit.
+    pub login_limited: Counter,
+    /// Failed sign-ins (Mattermost answered 401/403) counted by the login limit.
+    pub login_failures: Counter,
     /// Open client connections, by protocol.
     connections: Family<Labels, Gauge>,
     /// Open WebSocket tunnels.
@@ -155,6 +159,18 @@ impl Metrics {
             "rate_limited",
             "Requests refused by the rate limiter",
             rate_limited.clone(),
+        );
+        let login_limited = Counter::default();
+        registry.register(
+            "login_limited",
+            "Sign-in attempts refused by the login limit",
+            login_limited.clone(),
+        );
+        let login_failures = Counter::default();
+        registry.register(
+            "login_failures",
+            "Failed sign-ins (401 or 403 from Mattermost) counted by the login limit",
+            login_failures.clone(),
         );
         let connections = Family::<Labels, Gauge>::default();
         registry.register(
@@ -211,6 +227,8 @@ impl Metrics {
             durations,
             upstream_response,
             rate_limited,
+            login_limited,
+            login_failures,
             connections,
             websocket_tunnels,
             bytes_in,

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use time::OffsetDateTime;
 
-use super::ctx::{Protocol, RequestCtx};
+use super::ctx::{Login, Protocol, RequestCtx};
 use super::logging::Sink;
 use crate::answer::Outcome;
 use crate::config::AccessLogFormat;
@@ -78,10 +78,17 @@ impl Observer {
             m.upstream_response
                 .observe(Duration::from_micros(u64::from(us)));
         }
+        if ctx.login == Login::Failed {
+            m.login_failures.inc();
+        }
         let server = ctx.upstream.map(usize::from);
         let kind = match ctx.outcome {
             Outcome::RateLimited => {
                 m.rate_limited.inc();
+                None
+            }
+            Outcome::LoginLimited => {
+                m.login_limited.inc();
                 None
             }
             Outcome::UpstreamRefused => Some("refused"),
@@ -147,6 +154,11 @@ impl Observer {
             o.text(json_key!("request_id"), id.as_bytes());
         }
         o.verbatim(json_key!("outcome"), ctx.outcome.as_str().as_bytes());
+        match ctx.login {
+            Login::Failed => o.verbatim(json_key!("sign_in"), b"failed"),
+            Login::Passed => o.verbatim(json_key!("sign_in"), b"passed"),
+            Login::NotSignIn | Login::Pending(_) => {}
+        }
         if let Some(ua) = &ctx.user_agent {
             o.text(json_key!("user_agent"), ua.as_bytes());
         }

@@ -13,6 +13,7 @@ use http::{HeaderValue, Method, Request, StatusCode, Version};
 use super::route::RouteGroup;
 use crate::answer::Outcome;
 use crate::conn::{ConnInfo, Listener};
+use crate::edge::login_limit::Attempt;
 use crate::edge::rate_limit::RateHeaders;
 
 /// The protocol a request came in with.
@@ -38,6 +39,19 @@ impl Protocol {
             Protocol::WebSocket => "websocket",
         }
     }
+}
+
+/// A request's part in the login limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Not a sign-in attempt (or the login limit is off).
+    NotSignIn,
+    /// Let through; its cost is settled when the answer's status is known.
+    Pending(Attempt),
+    /// Mattermost refused the credentials (`401`/`403`): it counted.
+    Failed,
+    /// Any other answer: it cost nothing.
+    Passed,
 }
 
 /// Everything one request carries from the connection to the log. Kept small: it travels
@@ -75,6 +89,8 @@ pub struct RequestCtx {
     pub cors: Option<Option<HeaderValue>>,
     /// Set by the rate-limit phase: the `X-RateLimit-*` values for the response.
     pub rate: Option<RateHeaders>,
+    /// Set by the login-limit phase: a sign-in attempt, and then what Mattermost said of it.
+    pub login: Login,
     /// The Mattermost server chosen, by index.
     pub upstream: Option<u16>,
     /// Microseconds from the request's arrival to Mattermost's response head.
@@ -113,6 +129,7 @@ impl RequestCtx {
             request_id: None,
             cors: None,
             rate: None,
+            login: Login::NotSignIn,
             upstream: None,
             upstream_us: None,
             status: None,

@@ -9,6 +9,8 @@
 //! 3. [`phases::client_ip`]: the client (the peer, or what a trusted proxy says);
 //! 4. [`phases::cors_preflight`]: preflights answered here (never limited);
 //! 5. [`phases::rate_limit`]: a refused request gets 429;
+//!    [`phases::login_limit`]: a sign-in attempt from a client with too many failed ones gets
+//!    429 (settled by [`phases::settle_login`] once the answer's status is known);
 //! 6. [`phases::body_limit`]: a body declared too large gets 413;
 //! 7. `forward`: to Mattermost ([`crate::proxy`]), or a WebSocket tunnel;
 //! 8. [`filters`]: CORS, rate-limit, HSTS and request-id headers on every response, whoever
@@ -39,7 +41,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Either;
 use hyper::body::Body;
 
-use crate::answer::{Answer, EdgeError, Outcome};
+use crate::answer::{Answer, EdgeError, ErrorStyle, Outcome};
 use crate::body::{BoxError, LocalBody, RequestBody};
 use crate::config::{ConfigError, Settings};
 use crate::conn::{ConnInfo, Listener};
@@ -164,16 +166,18 @@ where
     /// Answers one request: never fails, errors become 4xx/5xx responses.
     pub async fn handle(&self, conn: &ConnInfo, req: Request<B>) -> Response<ResponseBody<B>> {
         let mut finish = Finish::new(RequestCtx::start(conn, &req), self.sink.clone());
+        let style = ErrorStyle::of(&req);
         let (mut resp, tunnel) = match self.request_filter(&mut finish, &req).await {
             Err(answer) => {
                 linger_unread(req);
-                (self.answer(&mut finish, answer), None)
+                (self.answer(&mut finish, answer, style), None)
             }
             Ok(()) => match self.forward(conn, &mut finish, req).await {
                 Ok(pair) => pair,
-                Err(e) => (self.answer(&mut finish, Answer::Error(e)), None),
+                Err(e) => (self.answer(&mut finish, Answer::Error(e), style), None),
             },
         };
+        phases::settle_login(self.edge.login.as_ref(), &mut finish, resp.status());
         self.filters
             .apply(self.edge.cors.as_ref(), &mut finish, resp.headers_mut());
         finish.status = Some(resp.status());
@@ -217,6 +221,7 @@ where
         phases::client_ip(&self.edge.client_ip, ctx, req);
         phases::cors_preflight(self.edge.cors.as_ref(), ctx, req)?;
         phases::rate_limit(self.edge.limiter.as_ref(), ctx, req).await?;
+        phases::login_limit(self.edge.login.as_ref(), ctx, req)?;
         phases::body_limit(self.forward.max_body(), ctx, req)?;
         Ok(())
     }
@@ -254,13 +259,16 @@ where
         Ok((resp.map(Either::Left), tunnel))
     }
 
-    /// An answer made at the edge.
+    /// An answer made at the edge, errors told in `style`. It carries the request's id (made
+    /// here when nobody gave one), which the response filters send as `X-Request-Id`.
     fn answer(
         &self,
         ctx: &mut RequestCtx,
         answer: Answer,
+        style: ErrorStyle,
     ) -> Response<Either<PooledBody<RequestBody<B>>, LocalBody>> {
         ctx.outcome = answer.outcome();
-        answer.into_response().map(Either::Right)
+        let id = ctx.request_id.get_or_insert_with(filters::new_request_id);
+        answer.into_response(style, id).map(Either::Right)
     }
 }

@@ -5,11 +5,12 @@
 use http::header::{self, HeaderValue};
 use http::{Method, Request};
 
-use super::ctx::RequestCtx;
+use super::ctx::{Login, RequestCtx};
 use crate::answer::{Answer, EdgeError};
 use crate::edge::client_ip::ClientIp;
 use crate::edge::cors::Cors;
 use crate::edge::endpoints::{self, Endpoint};
+use crate::edge::login_limit::{self, LoginLimiter};
 use crate::edge::rate_limit::{BucketStore, Decision, RateLimiter};
 use crate::observe::metrics::Metrics;
 use crate::proxy::headers::{content_length, X_REQUEST_ID};
@@ -141,6 +142,45 @@ pub async fn rate_limit<S: BucketStore, B>(
             ctx.rate = Some(headers);
             Err(EdgeError::RateLimited { retry_after_secs }.into())
         }
+    }
+}
+
+/// A sign-in attempt (`POST` to a sign-in endpoint) is refused with `429` while the client's
+/// failed-sign-in bucket is empty; otherwise it is let through holding one cell, which
+/// [`settle_login`] gives back unless Mattermost's answer says it failed.
+pub fn login_limit(
+    limiter: Option<&LoginLimiter>,
+    ctx: &mut RequestCtx,
+    req: &Request<impl Sized>,
+) -> Result<(), Answer> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    if !login_limit::is_sign_in(req.method(), req.uri().path()) {
+        return Ok(());
+    }
+    match limiter.admit(ctx.client_ip) {
+        Ok(attempt) => {
+            ctx.login = Login::Pending(attempt);
+            Ok(())
+        }
+        Err(retry_after_secs) => Err(EdgeError::LoginLimited { retry_after_secs }.into()),
+    }
+}
+
+/// The answer to a sign-in attempt is known: a `401`/`403` keeps its cost, anything else
+/// (success, an edge error, Mattermost down) gives it back.
+pub fn settle_login(
+    limiter: Option<&LoginLimiter>,
+    ctx: &mut RequestCtx,
+    status: http::StatusCode,
+) {
+    if let (Login::Pending(attempt), Some(limiter)) = (ctx.login, limiter) {
+        ctx.login = if limiter.settle(attempt, status) {
+            Login::Failed
+        } else {
+            Login::Passed
+        };
     }
 }
 

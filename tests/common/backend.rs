@@ -243,6 +243,30 @@ async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/api/v4/system/ping" => json(serde_json::json!({"status": "OK"})),
+        // Mattermost's sign-in: a password containing "wrong" is refused as Mattermost refuses
+        // one (401 and its error shape), any other succeeds with a session token.
+        "/api/v4/users/login" if req.method() == hyper::Method::POST => {
+            let body = match req.into_body().collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => return full(StatusCode::BAD_REQUEST, format!("body error: {e}")),
+            };
+            if body.windows(5).any(|w| w == b"wrong") {
+                let mut r = json(serde_json::json!({
+                    "id": "api.user.login.invalid_credentials_email_username",
+                    "message": "Enter a valid email or username and/or password.",
+                    "detailed_error": "",
+                    "request_id": FAKE_REQUEST_ID,
+                    "status_code": 401,
+                }));
+                *r.status_mut() = StatusCode::UNAUTHORIZED;
+                r
+            } else {
+                let mut r = json(serde_json::json!({"id": "fakeuserid", "username": "alice"}));
+                r.headers_mut()
+                    .insert("token", "faketoken".parse().expect("header"));
+                r
+            }
+        }
         "/api/v4/headers" => {
             let mut headers = serde_json::Map::new();
             for name in req.headers().keys() {

@@ -15,8 +15,8 @@ use super::value::{Dir, V};
 
 pub use listen::Listen;
 pub use mattermost::Mattermost;
-pub use policy::{ClientIp, Cors, RateLimit};
-pub use server::{Log, Metrics, Proxy, Server};
+pub use policy::{ClientIp, Cors, LoginLimit, RateLimit};
+pub use server::{Log, Metrics, Proxy, Server, UPLOAD_OVERHEAD};
 pub use site::Site;
 pub use tls::{Acme, CertSource, Tls};
 pub use upstream::Upstream;
@@ -38,6 +38,7 @@ pub(super) struct File {
     pub log: server::LogFile,
     pub metrics: server::MetricsFile,
     pub rate_limit: policy::RateLimitFile,
+    pub login_limit: policy::LoginLimitFile,
     pub client_ip: policy::ClientIpFile,
     pub cors: policy::CorsFile,
     pub mattermost: mattermost::File,

@@ -8,7 +8,10 @@ use serde::Deserialize;
 
 use super::super::layers::Resolver;
 use super::super::spec;
-use super::super::value::{Bool, Cidrs, Count, HeaderNames, PerSec, Sessions, Words};
+use super::super::value::{
+    Bool, Cidrs, Count, HeaderNames, Ipv6Prefix, LoginBurst, LoginRate, PerSec, Rate, Sessions,
+    Words,
+};
 use super::super::ConfigError;
 use super::F;
 
@@ -27,6 +30,8 @@ pub struct RateLimit {
     pub by_ip: bool,
     /// Headers whose lower-cased values are part of the key (lower-case names).
     pub headers: Vec<HeaderName>,
+    /// IPv6 client addresses are keyed by this prefix (both limits); 128 = the full address.
+    pub ipv6_prefix: u8,
 }
 
 /// `[rate_limit]` in the TOML file.
@@ -39,6 +44,7 @@ pub struct RateLimitFile {
     sessions: F<Sessions>,
     by_ip: F<Bool>,
     headers: F<HeaderNames>,
+    ipv6_prefix: F<Ipv6Prefix>,
 }
 
 impl RateLimit {
@@ -54,6 +60,41 @@ impl RateLimit {
             sessions: r.take(&spec::RATE_LIMIT_SESSIONS, file.sessions)?,
             by_ip: r.take(&spec::RATE_LIMIT_BY_IP, file.by_ip)?,
             headers: r.take(&spec::RATE_LIMIT_HEADERS, file.headers)?,
+            ipv6_prefix: r.take(&spec::RATE_LIMIT_IPV6_PREFIX, file.ipv6_prefix)?,
+        })
+    }
+}
+
+/// The limit on failed sign-ins per client IP.
+#[derive(Debug, Clone)]
+pub struct LoginLimit {
+    /// The refill rate; `None` = off.
+    pub rate: Option<Rate>,
+    /// Failed sign-ins a fresh client may make in a row.
+    pub burst: NonZeroU32,
+    /// Most client IPs held (LRU beyond).
+    pub sessions: NonZeroUsize,
+}
+
+/// `[login_limit]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginLimitFile {
+    rate: F<LoginRate>,
+    burst: F<LoginBurst>,
+    sessions: F<Sessions>,
+}
+
+impl LoginLimit {
+    /// Builds the section.
+    pub(in crate::config) fn build(
+        r: &mut Resolver<'_>,
+        file: LoginLimitFile,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            rate: r.take(&spec::LOGIN_LIMIT, file.rate)?,
+            burst: r.take(&spec::LOGIN_LIMIT_BURST, file.burst)?,
+            sessions: r.take(&spec::LOGIN_LIMIT_SESSIONS, file.sessions)?,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::super::layers::Resolver;
+use super::super::layers::{Resolver, Source};
 use super::super::spec;
 use std::net::SocketAddr;
 
@@ -74,7 +74,12 @@ impl Server {
 pub struct Proxy {
     /// Largest request body, bytes.
     pub max_body: u64,
+    /// Whether `max_body` was given (file, environment or flag) rather than defaulted.
+    pub max_body_given: bool,
 }
+
+/// Room for multipart framing on top of Mattermost's `FileSettings.MaxFileSize`.
+pub const UPLOAD_OVERHEAD: u64 = 10 << 20;
 
 /// `[proxy]` in the TOML file.
 #[derive(Debug, Default, Deserialize)]
@@ -89,9 +94,23 @@ impl Proxy {
         r: &mut Resolver<'_>,
         file: ProxyFile,
     ) -> Result<Self, ConfigError> {
+        let max_body = r.take(&spec::MAX_BODY, file.max_body)?;
         Ok(Self {
-            max_body: r.take(&spec::MAX_BODY, file.max_body)?,
+            max_body,
+            max_body_given: r.layers.get(&spec::MAX_BODY).source != Source::Default,
         })
+    }
+
+    /// Follows Mattermost's upload limit (`max_file_size` bytes): a body limit not given becomes
+    /// that size plus [`UPLOAD_OVERHEAD`], never below the default. A given one below that stays
+    /// as it is; the size it would need is returned, for the warning.
+    pub fn follow_upload_limit(&mut self, max_file_size: u64) -> Option<u64> {
+        let needed = max_file_size.saturating_add(UPLOAD_OVERHEAD);
+        if !self.max_body_given {
+            self.max_body = self.max_body.max(needed);
+            return None;
+        }
+        (self.max_body < needed).then_some(needed)
     }
 }
 

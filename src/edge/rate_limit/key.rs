@@ -9,7 +9,7 @@ use super::store::BucketKey;
 
 /// Builds bucket keys without allocating.
 ///
-/// A key is the client IP (exact, when `by_ip`) plus a 64-bit SipHash-1-3 digest, under a random
+/// A key is the client IP (exact, when `by_ip`; IPv6 masked to `ipv6_prefix`) plus a 64-bit SipHash-1-3 digest, under a random
 /// per-process key (`RandomState`), of the IP and the lower-cased values of the configured headers.
 /// Hashing instead of storing the values keeps keys fixed-size (no per-request allocation, 24
 /// bytes per held key whatever the header sizes). The trade-off is that two different header
@@ -17,9 +17,11 @@ use super::store::BucketKey;
 /// `sessions` live keys the chance is about sessions^2 / 2^65 (10^-11 for 10,000 keys), and since
 /// the hash key is secret and SipHash is a keyed PRF, a client cannot search for a colliding value
 /// offline. A collision would only make two clients share one bucket (stricter limiting), never
-/// let anyone past the limit. Different IPs never share a bucket: the IP is compared exactly.
+/// let anyone past the limit. Different IPs never share a bucket: the IP is compared exactly
+/// (after the IPv6 mask).
 pub(super) struct KeyBuilder {
     pub(super) by_ip: bool,
+    pub(super) ipv6_prefix: u8,
     pub(super) headers: Box<[HeaderName]>,
     seed: RandomState,
     /// With neither IP nor headers, every request shares this one key.
@@ -27,10 +29,12 @@ pub(super) struct KeyBuilder {
 }
 
 impl KeyBuilder {
-    /// Keys by IP (when `by_ip`) and the values of `headers`.
-    pub(super) fn new(by_ip: bool, headers: &[HeaderName]) -> Self {
+    /// Keys by IP (when `by_ip`, IPv6 by its first `ipv6_prefix` bits) and the values of
+    /// `headers`.
+    pub(super) fn new(by_ip: bool, ipv6_prefix: u8, headers: &[HeaderName]) -> Self {
         let mut builder = Self {
             by_ip,
+            ipv6_prefix,
             headers: headers.into(),
             seed: RandomState::new(),
             shared: None,
@@ -46,7 +50,11 @@ impl KeyBuilder {
         if let Some(shared) = self.shared {
             return shared;
         }
-        let ip = if self.by_ip { ip_octets(ip) } else { [0; 16] };
+        let ip = if self.by_ip {
+            client_octets(ip, self.ipv6_prefix)
+        } else {
+            [0; 16]
+        };
         let mut hasher = self.seed.build_hasher();
         hasher.write(&ip);
         let mut digest = LowercaseDigest::new(hasher);
@@ -61,11 +69,20 @@ impl KeyBuilder {
     }
 }
 
-/// The 16 octets of an address, IPv4 (and IPv4-mapped IPv6) in mapped form.
-fn ip_octets(ip: IpAddr) -> [u8; 16] {
+/// The 16 octets that identify a client for limiting: IPv4 (and IPv4-mapped IPv6) exactly, in
+/// mapped form; other IPv6 addresses masked to their first `ipv6_prefix` bits (a single client
+/// usually holds a whole /64, so keying by full address would give it 2^64 fresh buckets).
+pub(in crate::edge) fn client_octets(ip: IpAddr, ipv6_prefix: u8) -> [u8; 16] {
     match ip.to_canonical() {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let mask = match u32::from(ipv6_prefix.min(128)) {
+                0 => 0,
+                n => u128::MAX << (128 - n),
+            };
+            (bits & mask).to_be_bytes()
+        }
     }
 }
 

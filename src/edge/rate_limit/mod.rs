@@ -11,6 +11,9 @@
 mod key;
 mod store;
 
+pub(in crate::edge) use key::client_octets;
+pub(in crate::edge) use store::ShardedLruStore;
+
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +30,6 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::config::RateLimit;
 use key::KeyBuilder;
 pub use store::BucketKey;
-use store::ShardedLruStore;
 
 /// `X-RateLimit-Limit`: requests a full bucket lets through (`max_burst + 1`).
 pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -216,7 +218,7 @@ impl<S> RateLimiter<S> {
     /// A limiter over the given store.
     pub fn with_store(cfg: &RateLimit, store: S) -> Self {
         Self {
-            keys: KeyBuilder::new(cfg.by_ip, &cfg.headers),
+            keys: KeyBuilder::new(cfg.by_ip, cfg.ipv6_prefix, &cfg.headers),
             store,
         }
     }
@@ -257,6 +259,7 @@ impl<S: fmt::Debug> fmt::Debug for RateLimiter<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiter")
             .field("by_ip", &self.keys.by_ip)
+            .field("ipv6_prefix", &self.keys.ipv6_prefix)
             .field("headers", &self.keys.headers)
             .field("store", &self.store)
             .finish()

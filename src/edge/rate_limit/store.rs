@@ -37,7 +37,7 @@ pub struct BucketKey {
 
 impl BucketKey {
     /// A key from the IP octets (IPv4 in mapped form) and the digest.
-    pub(super) fn new(ip: [u8; 16], digest: u64) -> Self {
+    pub(in crate::edge) fn new(ip: [u8; 16], digest: u64) -> Self {
         Self { ip, digest }
     }
 
@@ -83,14 +83,14 @@ type Shard = LruCache<BucketKey, Nanos, BuildHasherDefault<DigestHasher>>;
 /// power-of-two shards of LRU caches. Clones share the same shards (governor's `RateLimiter` owns
 /// one handle; the limiter keeps another to count keys).
 #[derive(Clone)]
-pub(super) struct ShardedLruStore {
+pub(in crate::edge) struct ShardedLruStore {
     shards: Arc<[Mutex<Shard>]>,
     mask: usize,
 }
 
 impl ShardedLruStore {
     /// A store for at most `sessions` keys, sharded for this machine's core count.
-    pub(super) fn new(sessions: NonZeroUsize) -> Self {
+    pub(in crate::edge) fn new(sessions: NonZeroUsize) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         Self::with_shards(sessions, shard_count(sessions.get(), cores))
     }
@@ -110,7 +110,7 @@ impl ShardedLruStore {
     }
 
     /// Number of keys held right now (takes each shard's lock in turn).
-    pub(super) fn len(&self) -> usize {
+    pub(in crate::edge) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
     }
 

@@ -12,6 +12,7 @@ fn config(per_sec: u32, max_burst: u32, sessions: usize) -> RateLimit {
         sessions: NonZeroUsize::new(sessions).unwrap(),
         by_ip: true,
         headers: Vec::new(),
+        ipv6_prefix: 128,
     }
 }
 
@@ -62,7 +63,7 @@ fn names(list: &[&'static str]) -> Vec<HeaderName> {
 
 #[test]
 fn key_is_ip_plus_lowercased_header_values() {
-    let keys = KeyBuilder::new(true, &names(&["x-user", "x-team"]));
+    let keys = KeyBuilder::new(true, 128, &names(&["x-user", "x-team"]));
     let a = ip("192.0.2.1");
     let base = keys.key(a, &headers(&[("x-user", "Alice"), ("x-team", "Blue")]));
     assert_eq!(
@@ -106,7 +107,7 @@ fn key_is_ip_plus_lowercased_header_values() {
 
 #[test]
 fn missing_header_is_an_empty_value() {
-    let keys = KeyBuilder::new(true, &names(&["x-user"]));
+    let keys = KeyBuilder::new(true, 128, &names(&["x-user"]));
     let a = ip("192.0.2.1");
     assert_eq!(
         keys.key(a, &HeaderMap::new()),
@@ -120,7 +121,7 @@ fn missing_header_is_an_empty_value() {
 
 #[test]
 fn lowercasing_follows_unicode_for_text_and_ascii_for_bytes() {
-    let keys = KeyBuilder::new(false, &names(&["x-user"]));
+    let keys = KeyBuilder::new(false, 128, &names(&["x-user"]));
     let a = ip("192.0.2.1");
     let k = |v: &str| keys.key(a, &headers(&[("x-user", v)]));
     assert_eq!(k("ÉCOLE"), k("école"));
@@ -142,7 +143,7 @@ fn lowercasing_follows_unicode_for_text_and_ascii_for_bytes() {
 
 #[test]
 fn by_ip_off_ignores_the_address() {
-    let keys = KeyBuilder::new(false, &names(&["x-user"]));
+    let keys = KeyBuilder::new(false, 128, &names(&["x-user"]));
     let h = headers(&[("x-user", "alice")]);
     assert_eq!(
         keys.key(ip("192.0.2.1"), &h),
@@ -152,7 +153,7 @@ fn by_ip_off_ignores_the_address() {
 
 #[test]
 fn neither_ip_nor_headers_is_one_shared_bucket() {
-    let keys = KeyBuilder::new(false, &[]);
+    let keys = KeyBuilder::new(false, 128, &[]);
     assert_eq!(
         keys.key(ip("192.0.2.1"), &HeaderMap::new()),
         keys.key(ip("2001:db8::1"), &headers(&[("x-user", "bob")]))
@@ -161,7 +162,7 @@ fn neither_ip_nor_headers_is_one_shared_bucket() {
 
 #[test]
 fn ipv4_mapped_ipv6_is_the_same_key_as_ipv4() {
-    let keys = KeyBuilder::new(true, &[]);
+    let keys = KeyBuilder::new(true, 128, &[]);
     let h = HeaderMap::new();
     assert_eq!(
         keys.key(ip("::ffff:192.0.2.1"), &h),
@@ -175,6 +176,49 @@ fn ipv4_mapped_ipv6_is_the_same_key_as_ipv4() {
         keys.key(ip("2001:db8::1"), &h),
         keys.key(ip("2001:db8::2"), &h)
     );
+}
+
+#[test]
+fn ipv6_clients_share_a_bucket_per_prefix() {
+    let keys = KeyBuilder::new(true, 64, &[]);
+    let h = HeaderMap::new();
+    // One /64 is one client: every address in it is the same key.
+    assert_eq!(
+        keys.key(ip("2001:db8:1:2::1"), &h),
+        keys.key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), &h)
+    );
+    // The next /64 is another client.
+    assert_ne!(
+        keys.key(ip("2001:db8:1:2::1"), &h),
+        keys.key(ip("2001:db8:1:3::1"), &h)
+    );
+    // IPv4 (also IPv4-mapped) is never masked.
+    assert_ne!(keys.key(ip("192.0.2.1"), &h), keys.key(ip("192.0.2.2"), &h));
+    assert_eq!(
+        keys.key(ip("::ffff:192.0.2.1"), &h),
+        keys.key(ip("192.0.2.1"), &h)
+    );
+    // Odd prefix lengths mask inside an octet.
+    assert_eq!(
+        key::client_octets(ip("2001:db8:ffff::"), 33)[..5],
+        [0x20, 0x01, 0x0d, 0xb8, 0x80]
+    );
+    assert_eq!(
+        key::client_octets(ip("2001:db8::1"), 128),
+        "2001:db8::1".parse::<Ipv6Addr>().unwrap().octets()
+    );
+}
+
+#[test]
+fn a_fresh_address_in_the_same_prefix_gets_no_fresh_bucket() {
+    let mut cfg = config(1, 1, 100);
+    cfg.ipv6_prefix = 64;
+    let (rl, _clock) = fake(&cfg);
+    let h = HeaderMap::new();
+    assert!(rl.check_now(ip("2001:db8::1"), &h).is_allowed());
+    assert!(rl.check_now(ip("2001:db8::2"), &h).is_allowed());
+    assert!(!rl.check_now(ip("2001:db8::3"), &h).is_allowed());
+    assert!(rl.check_now(ip("2001:db8:0:1::1"), &h).is_allowed());
 }
 
 // ---- GCRA arithmetic ----

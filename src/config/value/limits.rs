@@ -1,0 +1,91 @@
+//! The value kinds of the login limit and the IPv6 prefix of both limits.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use toml::Value as Toml;
+
+use super::super::parse;
+use super::Kind;
+
+/// Failed sign-ins allowed in a row, above 0.
+#[derive(Debug)]
+pub struct LoginBurst;
+impl Kind for LoginBurst {
+    type Out = NonZeroU32;
+    fn parse(text: &str) -> Result<NonZeroU32, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| "expected a whole number of failed sign-ins above 0".to_string())
+    }
+    fn from_toml(value: Toml) -> Result<NonZeroU32, String> {
+        match value {
+            Toml::Integer(i) => Self::parse(&i.to_string()),
+            other => Err(format!(
+                "expected a whole number of failed sign-ins above 0, found {} {other}",
+                other.type_str()
+            )),
+        }
+    }
+}
+
+/// The login limit's refill rate: `N/s`, `N/min`, `N/h`, or `off` (`None`).
+#[derive(Debug)]
+pub struct LoginRate;
+impl Kind for LoginRate {
+    type Out = Option<Rate>;
+    fn parse(text: &str) -> Result<Option<Rate>, String> {
+        const HINT: &str = "expected N/s, N/min or N/h with N above 0 (e.g. 10/min), or off";
+        let t = text.trim();
+        if parse::bool(t) == Ok(false) {
+            return Ok(None);
+        }
+        let (count, unit) = t.split_once('/').ok_or(HINT)?;
+        let count: NonZeroU32 = count.trim().parse().map_err(|_| HINT)?;
+        let period = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(HINT.into()),
+        };
+        Ok(Some(Rate { count, period }))
+    }
+}
+
+/// `count` per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// How many.
+    pub count: NonZeroU32,
+    /// Per how long.
+    pub period: Duration,
+}
+
+impl Rate {
+    /// The time one unit takes to come back: `period / count`.
+    pub fn interval(&self) -> Duration {
+        self.period / self.count.get()
+    }
+}
+
+/// An IPv6 prefix length, 1 to 128.
+#[derive(Debug)]
+pub struct Ipv6Prefix;
+impl Kind for Ipv6Prefix {
+    type Out = u8;
+    fn parse(text: &str) -> Result<u8, String> {
+        match text.trim().parse::<u8>() {
+            Ok(n @ 1..=128) => Ok(n),
+            _ => Err("expected a prefix length from 1 to 128 (64 = one client's network, 128 = each address)".into()),
+        }
+    }
+    fn from_toml(value: Toml) -> Result<u8, String> {
+        match value {
+            Toml::Integer(i) => Self::parse(&i.to_string()),
+            other => Err(format!(
+                "expected a prefix length from 1 to 128, found {} {other}",
+                other.type_str()
+            )),
+        }
+    }
+}
