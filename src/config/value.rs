@@ -75,6 +75,26 @@ impl Kind for Bool {
     }
 }
 
+/// `on`/`off` (also true/false, yes/no, 1/0); in TOML also a boolean.
+#[derive(Debug)]
+pub struct OnOff;
+impl Kind for OnOff {
+    type Out = bool;
+    fn parse(text: &str) -> Result<bool, String> {
+        parse::bool(text).map_err(|_| "expected on or off".to_string())
+    }
+    fn from_toml(value: Toml) -> Result<bool, String> {
+        match value {
+            Toml::Boolean(b) => Ok(b),
+            Toml::String(s) => Self::parse(&s),
+            other => Err(format!(
+                "expected \"on\" or \"off\", found {} {other}",
+                other.type_str()
+            )),
+        }
+    }
+}
+
 /// Any text, trimmed.
 #[derive(Debug)]
 pub struct Text;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use super::proxy_header::ProxyHeader;
 use crate::config::{spec, Setting, Settings};
 use crate::conn::Listener as Role;
 
@@ -33,18 +34,27 @@ pub struct Spec {
     pub role: Role,
     /// TLS, when it terminates TLS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The PROXY header reader, when its connections begin with one.
+    pub proxy_header: Option<Arc<ProxyHeader>>,
 }
 
 /// The listeners the settings ask for: HTTPS (when TLS is terminated here), HTTP, and the
-/// metrics listener when configured.
+/// metrics listener when configured. With `MM_EDGE_PROXY_PROTOCOL` on, connections to the
+/// HTTPS and HTTP listeners begin with a PROXY header; the metrics listener is never behind the
+/// load balancer, so its connections never do.
 pub fn specs(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>) -> Vec<Spec> {
     let mut out = Vec::with_capacity(2);
+    let proxy_header = settings
+        .listen
+        .proxy_protocol
+        .then(|| Arc::new(ProxyHeader::new(&settings.client_ip.trusted_proxies)));
     if let Some(config) = tls {
         out.push(Spec {
             setting: &spec::HTTPS_LISTEN,
             addr: settings.listen.https,
             role: Role::Https,
             tls: Some(config),
+            proxy_header: proxy_header.clone(),
         });
     }
     out.push(Spec {
@@ -52,6 +62,7 @@ pub fn specs(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>) -> Vec
         addr: settings.listen.http,
         role: Role::Http,
         tls: None,
+        proxy_header,
     });
     if let Some(addr) = settings.metrics.listen {
         out.push(Spec {
@@ -59,6 +70,7 @@ pub fn specs(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>) -> Vec
             addr,
             role: Role::Metrics,
             tls: None,
+            proxy_header: None,
         });
     }
     out
@@ -75,6 +87,8 @@ pub struct Bound {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The address actually bound (port 0 resolved).
     pub addr: SocketAddr,
+    /// The PROXY header reader, when its connections begin with one.
+    pub proxy_header: Option<Arc<ProxyHeader>>,
 }
 
 /// Binds every listener, or names the first that cannot be bound.
@@ -93,6 +107,7 @@ pub fn bind(settings: &Settings, specs: Vec<Spec>) -> Result<Vec<Bound>, BindErr
                 role: s.role,
                 tls: s.tls,
                 addr,
+                proxy_header: s.proxy_header,
             })
         })
         .collect()
