@@ -3,7 +3,7 @@
 //! It speaks to the edge's own listener on loopback, so it accepts whatever certificate the edge
 //! presents (self-signed included): it checks that the edge answers, not who it is.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,13 +52,13 @@ pub async fn check(settings: &Settings) -> Result<(), String> {
         .map_err(|_| format!("{addr}: no answer within 5s"))?
 }
 
+/// Where to reach a listener from this host: an any-address through 127.0.0.1, which a `[::]`
+/// listener takes too (it is dual-stack, or fell back to `0.0.0.0` on a host without IPv6).
 fn loopback(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        other => other,
-    };
-    SocketAddr::new(ip, addr.port())
+    if addr.ip().is_unspecified() {
+        return SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()));
+    }
+    addr
 }
 
 async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, addr: SocketAddr) -> Result<(), String> {
