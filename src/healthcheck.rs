@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::config::Settings;
 use crate::edge::endpoints::HEALTH_PATH;
+use crate::server::proxy_header::V2_LOCAL;
 
 /// Checks the edge's listener: the TLS one when TLS is terminated here, else the plain one.
 pub async fn check(settings: &Settings) -> Result<(), String> {
@@ -25,9 +26,15 @@ pub async fn check(settings: &Settings) -> Result<(), String> {
         settings.listen.http
     });
     let fut = async {
-        let tcp = TcpStream::connect(addr)
+        let mut tcp = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
+        if settings.listen.proxy_protocol {
+            // The listener expects a PROXY header first; LOCAL: "my own connection".
+            tcp.write_all(&V2_LOCAL)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
+        }
         if tls {
             let provider = crate::tls::provider();
             let config = rustls::ClientConfig::builder_with_provider(provider.clone())

@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use common::{echoed_once as one, start_edge, Edge, EdgeWithBackend, PATIENCE};
+use common::{echoed_once as one, run, start_edge, Edge, EdgeWithBackend, PATIENCE};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -310,6 +310,12 @@ async fn the_header_ends_exactly_where_the_request_begins() {
         forwarded_for(edge.http, &[&v1[..], REQUEST].concat()).await,
         "2001:db8::7"
     );
+    // A balancer with a dual-stack socket reports IPv4 clients as IPv4-mapped IPv6.
+    let mapped = b"PROXY TCP6 ::ffff:192.0.2.9 ::1 4711 80\r\n";
+    assert_eq!(
+        forwarded_for(edge.http, &[&mapped[..], REQUEST].concat()).await,
+        "192.0.2.9"
+    );
     // v2 PROXY, with a TLV, from 192.0.2.7:4711.
     let mut v2 = b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x11".to_vec();
     v2.extend([192, 0, 2, 7, 127, 0, 0, 1, 0x12, 0x67, 0, 80]);
@@ -324,4 +330,40 @@ async fn the_header_ends_exactly_where_the_request_begins() {
         forwarded_for(edge.http, &[&local[..], REQUEST].concat()).await,
         "127.0.0.1"
     );
+}
+
+#[tokio::test]
+async fn healthcheck_gets_through_listeners_that_expect_a_header() {
+    // Loopback is not a trusted balancer here: the healthcheck's LOCAL header claims no
+    // address, so it needs no trust; a header naming one from the same peer is refused.
+    let trusted = ("MM_EDGE_TRUSTED_PROXIES", "10.0.0.0/8");
+    let on = ("MM_EDGE_PROXY_PROTOCOL", "on");
+    let tls = start_edge(&[on, trusted]).await;
+    let plain = start_edge(&[on, trusted, ("MATTERMOST_HTTPS", "false")]).await;
+    let https = tls.https.expect("TLS listener").to_string();
+    let http = plain.http.to_string();
+    for env in [
+        vec![on, trusted, ("MM_EDGE_HTTPS_LISTEN", https.as_str())],
+        vec![
+            on,
+            trusted,
+            ("MATTERMOST_HTTPS", "false"),
+            ("MM_EDGE_HTTP_LISTEN", http.as_str()),
+        ],
+    ] {
+        let out = run(&env, &["healthcheck"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut stream = connect_from([127, 0, 0, 1], plain.http).await;
+    let header = b"PROXY TCP4 192.0.2.7 127.0.0.1 4711 80\r\n";
+    stream
+        .write_all(&[&header[..], REQUEST].concat())
+        .await
+        .expect("write");
+    assert!(answer_before_close(&mut stream).await.is_empty());
 }

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::Throttled;
+use crate::config::spec;
 
 /// Longest header accepted, bytes. A v1 header is at most 107 bytes (the spec's limit); a v2
 /// header is 16 bytes plus addresses (at most 216) plus TLVs: the spec's 536-byte buffer covers
@@ -39,14 +40,20 @@ pub struct ProxyHeader {
     refusals: Mutex<Throttled>,
 }
 
+/// A v2 `LOCAL` header without addresses: what `mm-edge healthcheck` sends first when the
+/// listeners expect a header.
+pub const V2_LOCAL: [u8; V2_FIXED] = [
+    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x20, 0x00, 0x00, 0x00,
+];
+
 /// Why a connection's header was refused (the connection is closed).
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
     /// The peer is not a trusted load balancer.
-    #[error("the peer is not in MM_EDGE_TRUSTED_PROXIES")]
+    #[error("the peer is not in {}", spec::TRUSTED_PROXIES.env)]
     Untrusted,
     /// The peer sent no complete header within the client header timeout.
-    #[error("no complete PROXY header within MM_EDGE_CLIENT_HEADER_TIMEOUT")]
+    #[error("no complete PROXY header within {}", spec::CLIENT_HEADER_TIMEOUT.env)]
     TimedOut,
     /// The peer closed the connection within (or before) the header.
     #[error("connection closed before the end of the PROXY header")]
@@ -85,11 +92,16 @@ impl ProxyHeader {
         deadline: Instant,
     ) -> Result<SocketAddr, Refused> {
         let ip = peer.ip().to_canonical();
-        if !self.trusted.iter().any(|net| net.contains(&ip)) {
+        let trusted = self.trusted.iter().any(|net| net.contains(&ip));
+        // A process on this host (`mm-edge healthcheck`) may send a header that names no
+        // address (v2 LOCAL): it claims nothing, so it needs no trust.
+        if !trusted && !ip.is_loopback() {
             return Err(Refused::Untrusted);
         }
         match tokio::time::timeout_at(deadline, read_header(stream)).await {
-            Ok(Ok(source)) => Ok(source.unwrap_or(peer)),
+            Ok(Ok(None)) => Ok(peer),
+            Ok(Ok(Some(_))) if !trusted => Err(Refused::Untrusted),
+            Ok(Ok(Some(source))) => Ok(source),
             Ok(Err(refused)) => Err(refused),
             Err(_) => Err(Refused::TimedOut),
         }
@@ -301,8 +313,9 @@ mod tests {
             }
         );
         // LOCAL: the balancer's own connection (a health check), addresses or not.
+        assert_eq!(V2_LOCAL.to_vec(), v2(0, 0x00, &[], &[]));
         assert_eq!(
-            parse(&v2(0, 0x00, &[], &[])),
+            parse(&V2_LOCAL),
             Parsed::Header {
                 len: 16,
                 source: None
