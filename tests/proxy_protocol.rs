@@ -57,7 +57,8 @@ impl Haproxy {
              defaults\n    mode tcp\n    timeout connect 10s\n    timeout client 60s\n    timeout server 60s\n",
         );
         for (i, ((target, send), socket)) in targets.iter().zip(&sockets).enumerate() {
-            // Inherited by HAProxy: not closed on exec.
+            // Inherited by HAProxy: not closed on exec. (A process another test spawns
+            // meanwhile inherits it too; it never accepts on it, so only HAProxy answers.)
             rustix::io::fcntl_setfd(socket, rustix::io::FdFlags::empty()).expect("fcntl");
             cfg.push_str(&format!(
                 "frontend f{i}\n    bind fd@{}\n    default_backend b{i}\n\
@@ -132,15 +133,15 @@ fn client_from(edge: &Edge, source: [u8; 4], frontend: SocketAddr) -> reqwest::C
     b.build().expect("client")
 }
 
-/// The headers Mattermost (the fake) saw for one request.
-async fn seen_by_mattermost(client: &reqwest::Client, url: &str) -> Value {
+/// The headers Mattermost (the fake) saw for one request through `haproxy`.
+async fn seen_by_mattermost(client: &reqwest::Client, url: &str, haproxy: &Haproxy) -> Value {
     let resp = client
         .get(url)
         // A client behind a layer-4 balancer can write anything here; it must not count.
         .header("X-Forwarded-For", "6.6.6.6")
         .send()
         .await
-        .expect("request");
+        .unwrap_or_else(|e| panic!("{url}: {e}\nHAProxy:\n{}", haproxy.log()));
     assert_eq!(resp.status(), 200, "{url}");
     resp.json().await.expect("json")
 }
@@ -171,7 +172,7 @@ async fn behind_haproxy_v1_and_v2_mattermost_sees_each_client_on_both_listeners(
         let url = format!("{scheme}://localhost:{}/api/v4/headers", frontend.port());
         for source in [CLIENT_A, CLIENT_B] {
             let client = client_from(edge, source, frontend);
-            let seen = seen_by_mattermost(&client, &url).await;
+            let seen = seen_by_mattermost(&client, &url, &haproxy).await;
             let want = IpAddr::from(source).to_string();
             assert_eq!(
                 one(&seen, "x-forwarded-for"),
