@@ -76,10 +76,10 @@ COPY --from=builder --chown=2000:2000 /out/mattermost-config /mattermost/config
 # given (-e MATTERMOST_HOST=chat.example.com); everything else can be
 # overridden with -e the same way. 127.0.0.1:8065 (the binary's default
 # upstream) means nothing inside a container, so the image points at a
-# container called "mattermost" on the same Docker network.
+# container called "mattermost" on the same Docker network. The listeners keep
+# the binary's defaults, [::]:80 and [::]:443: IPv6 and IPv4, or IPv4 alone
+# (0.0.0.0) in a container without IPv6.
 ENV MM_EDGE_STATE_DIR=/var/lib/mm-edge \
-    MM_EDGE_HTTP_LISTEN=0.0.0.0:80 \
-    MM_EDGE_HTTPS_LISTEN=0.0.0.0:443 \
     MM_EDGE_UPSTREAMS=http://mattermost:8065
 
 # Binding 80 and 443 as a non-root user, without any capability:
@@ -94,7 +94,7 @@ ENV MM_EDGE_STATE_DIR=/var/lib/mm-edge \
 #   - add `--sysctl net.ipv4.ip_unprivileged_port_start=0`
 #     (Kubernetes: securityContext.sysctls, a "safe" sysctl since 1.22), or
 #   - listen on high ports and map them:
-#       -e MM_EDGE_HTTP_LISTEN=0.0.0.0:8080 -e MM_EDGE_HTTPS_LISTEN=0.0.0.0:8443 \
+#       -e MM_EDGE_HTTP_LISTEN=[::]:8080 -e MM_EDGE_HTTPS_LISTEN=[::]:8443 \
 #       -e MATTERMOST_SITE_URL=https://chat.example.com -p 80:8080 -p 443:8443
 #     (set MATTERMOST_SITE_URL: the derived one would carry ":8443").
 USER 2000:2000

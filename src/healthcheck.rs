@@ -3,7 +3,7 @@
 //! It speaks to the edge's own listener on loopback, so it accepts whatever certificate the edge
 //! presents (self-signed included): it checks that the edge answers, not who it is.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::config::Settings;
 use crate::edge::endpoints::HEALTH_PATH;
+use crate::server::proxy_header::V2_LOCAL;
 
 /// Checks the edge's listener: the TLS one when TLS is terminated here, else the plain one.
 pub async fn check(settings: &Settings) -> Result<(), String> {
@@ -25,9 +26,15 @@ pub async fn check(settings: &Settings) -> Result<(), String> {
         settings.listen.http
     });
     let fut = async {
-        let tcp = TcpStream::connect(addr)
+        let mut tcp = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
+        if settings.listen.proxy_protocol {
+            // The listener expects a PROXY header first; LOCAL: "my own connection".
+            tcp.write_all(&V2_LOCAL)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
+        }
         if tls {
             let provider = crate::tls::provider();
             let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -52,13 +59,13 @@ pub async fn check(settings: &Settings) -> Result<(), String> {
         .map_err(|_| format!("{addr}: no answer within 5s"))?
 }
 
+/// Where to reach a listener from this host: an any-address through 127.0.0.1, which a `[::]`
+/// listener takes too (it is dual-stack, or fell back to `0.0.0.0` on a host without IPv6).
 fn loopback(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        other => other,
-    };
-    SocketAddr::new(ip, addr.port())
+    if addr.ip().is_unspecified() {
+        return SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()));
+    }
+    addr
 }
 
 async fn get<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, addr: SocketAddr) -> Result<(), String> {

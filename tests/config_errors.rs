@@ -178,3 +178,16 @@ fn shipped_configs_load_with_check() {
         );
     }
 }
+
+#[test]
+fn proxy_protocol_without_trusted_proxies_names_both_settings_and_the_fix() {
+    fails_naming(
+        &[("MM_EDGE_PROXY_PROTOCOL", "on")],
+        &["check"],
+        &[
+            "MM_EDGE_PROXY_PROTOCOL=on",
+            "MM_EDGE_TRUSTED_PROXIES",
+            "set MM_EDGE_TRUSTED_PROXIES to their addresses",
+        ],
+    );
+}

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, Edge, PATIENCE};
+use common::{echoed_once as one, Backend, Edge, PATIENCE};
 use serde_json::Value;
 
 async fn headers_seen(
@@ -22,14 +22,6 @@ async fn headers_seen(
     assert_eq!(resp.status(), 200);
     let version = resp.version();
     (version, resp.json().await.expect("json"))
-}
-
-fn one(v: &Value, name: &str) -> String {
-    let values = v["headers"][name]
-        .as_array()
-        .unwrap_or_else(|| panic!("{name} missing upstream: {v}"));
-    assert_eq!(values.len(), 1, "{name} sent once: {v}");
-    values[0].as_str().expect("string").to_string()
 }
 
 #[tokio::test]

@@ -118,10 +118,31 @@ impl Settings {
             layers: Layers::default(),
         };
         debug_assert!(r.unresolved().is_empty(), "not read: {:?}", r.unresolved());
-        Ok(Self {
+        let settings = Self {
             layers: r.layers,
             ..settings
-        })
+        };
+        settings.check_proxy_protocol()?;
+        Ok(settings)
+    }
+
+    /// PROXY headers are believed only from the listed load balancers: without any, every
+    /// connection would be refused.
+    fn check_proxy_protocol(&self) -> Result<(), ConfigError> {
+        if !self.listen.proxy_protocol || !self.client_ip.trusted_proxies.is_empty() {
+            return Ok(());
+        }
+        Err(self.error(
+            &spec::PROXY_PROTOCOL,
+            format!(
+                "needs the load balancers that send the PROXY header, but {} lists none; \
+                 set {} to their addresses (e.g. {}=10.0.0.0/8), or turn {} off",
+                self.describe(&spec::TRUSTED_PROXIES),
+                spec::TRUSTED_PROXIES.env,
+                spec::TRUSTED_PROXIES.env,
+                spec::PROXY_PROTOCOL.env,
+            ),
+        ))
     }
 
     /// The winning value of every setting and where it came from (for `mm-edge check`).

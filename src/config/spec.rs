@@ -84,10 +84,12 @@ settings! {
         "Strict-Transport-Security max-age in seconds on HTTPS responses; 0 = no header.";
     STATE_DIR = "MM_EDGE_STATE_DIR", "state_dir", "/var/lib/mm-edge",
         "Directory for state kept across restarts: the ACME account and certificates, the self-signed certificate; replicas may share it.";
-    HTTPS_LISTEN = "MM_EDGE_HTTPS_LISTEN", "listen.https", "0.0.0.0:443",
-        "TLS listener address (IPv6: [::]:443).";
-    HTTP_LISTEN = "MM_EDGE_HTTP_LISTEN", "listen.http", "0.0.0.0:80",
-        "Plain listener: redirects to HTTPS, or proxies when TLS is off or https is false.";
+    HTTPS_LISTEN = "MM_EDGE_HTTPS_LISTEN", "listen.https", "[::]:443",
+        "TLS listener address; [::] takes IPv6 and IPv4 (the default falls back to 0.0.0.0 on a host without IPv6).";
+    HTTP_LISTEN = "MM_EDGE_HTTP_LISTEN", "listen.http", "[::]:80",
+        "Plain listener: redirects to HTTPS, or proxies when TLS is off or https is false; [::] as for the TLS listener.";
+    PROXY_PROTOCOL = "MM_EDGE_PROXY_PROTOCOL", "listen.proxy_protocol", "off",
+        "on = every connection to the HTTPS and HTTP listeners must begin with a PROXY protocol v1 or v2 header (AWS NLB, HAProxy in TCP mode...) from one of MM_EDGE_TRUSTED_PROXIES; its source address is the client. Connections without one are closed.";
     UPSTREAMS = "MM_EDGE_UPSTREAMS", "upstream.servers", "http://127.0.0.1:8065",
         "Mattermost server URLs, space- or comma-separated; several are used round-robin.";
     UPSTREAM_TIMEOUT = "MM_EDGE_UPSTREAM_TIMEOUT", "upstream.timeout", "600s",

@@ -251,6 +251,11 @@ fn every_declared_setting_changes_the_effective_settings() {
         ("MM_EDGE_ACME_EAB_HMAC_KEY", "AQIDBA", eab),
         ("MM_EDGE_HTTPS_LISTEN", "127.0.0.1:8443", &[]),
         ("MM_EDGE_HTTP_LISTEN", "127.0.0.1:8080", &[]),
+        (
+            "MM_EDGE_PROXY_PROTOCOL",
+            "on",
+            &[("MM_EDGE_TRUSTED_PROXIES", "10.1.0.0/16")],
+        ),
         ("MM_EDGE_UPSTREAMS", "http://10.0.0.9:8065", &[]),
         ("MM_EDGE_UPSTREAM_TIMEOUT", "61s", &[]),
         ("MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "3s", &[]),
@@ -319,4 +324,27 @@ fn login_rates_read_as_count_per_period() {
     }
     let r = LoginRate::parse("10/min").unwrap().unwrap();
     assert_eq!(r.interval(), Duration::from_secs(6));
+}
+
+#[test]
+fn proxy_protocol_needs_trusted_proxies() {
+    assert!(!load(&[]).expect("defaults").listen.proxy_protocol);
+    let e = err(&[("MM_EDGE_PROXY_PROTOCOL", "on")]);
+    assert!(
+        e.starts_with("MM_EDGE_PROXY_PROTOCOL=on: ")
+            && e.contains("MM_EDGE_TRUSTED_PROXIES (default \"\")")
+            && e.contains("turn MM_EDGE_PROXY_PROTOCOL off"),
+        "{e}"
+    );
+    let s = load(&[
+        ("MM_EDGE_PROXY_PROTOCOL", "on"),
+        ("MM_EDGE_TRUSTED_PROXIES", "10.0.0.5"),
+    ])
+    .expect("valid");
+    assert!(s.listen.proxy_protocol);
+    let e = err(&[("MM_EDGE_PROXY_PROTOCOL", "v2")]);
+    assert!(
+        e.contains("MM_EDGE_PROXY_PROTOCOL=v2: expected on or off"),
+        "{e}"
+    );
 }

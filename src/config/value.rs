@@ -17,11 +17,13 @@ use toml::Value as Toml;
 use super::parse;
 
 mod acme;
+mod flags;
 mod limits;
 mod upstream;
 pub use acme::{
     decode_hmac, AcmeChallenge, AcmeDirectory, AcmeMode, Email, LETSENCRYPT, LETSENCRYPT_STAGING,
 };
+pub use flags::{Bool, OnOff};
 pub use limits::{Ipv6Prefix, LoginBurst, LoginRate, Rate};
 pub use upstream::{Servers, UpstreamServer};
 
@@ -55,25 +57,6 @@ impl<'de, K: Kind> Deserialize<'de> for V<K> {
         K::from_toml(value)
             .map(|v| V(v, PhantomData))
             .map_err(serde::de::Error::custom)
-    }
-}
-
-/// `true`/`false` (text also takes yes/no/on/off/1/0, as the old image's env files do).
-#[derive(Debug)]
-pub struct Bool;
-impl Kind for Bool {
-    type Out = bool;
-    fn parse(text: &str) -> Result<bool, String> {
-        parse::bool(text)
-    }
-    fn from_toml(value: Toml) -> Result<bool, String> {
-        match value {
-            Toml::Boolean(b) => Ok(b),
-            other => Err(format!(
-                "expected true or false (a TOML boolean, without quotes), found {} {other}",
-                other.type_str()
-            )),
-        }
     }
 }
 

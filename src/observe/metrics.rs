@@ -122,6 +122,8 @@ pub struct Metrics {
     upstream_errors: Family<Labels, Counter>,
     /// TLS handshakes that failed.
     pub tls_handshake_failures: Counter,
+    /// Connections closed for a missing, malformed or untrusted PROXY header.
+    pub proxy_protocol_rejected: Counter,
     /// When the served certificate expires (Unix seconds).
     pub certificate_expiry: Gauge,
 }
@@ -206,6 +208,12 @@ impl Metrics {
             "TLS handshakes that failed or timed out",
             tls_handshake_failures.clone(),
         );
+        let proxy_protocol_rejected = Counter::default();
+        registry.register(
+            "proxy_protocol_rejected",
+            "Connections closed for a missing, malformed or untrusted PROXY protocol header",
+            proxy_protocol_rejected.clone(),
+        );
         let certificate_expiry = Gauge::default();
         registry.register(
             "certificate_expiry_timestamp_seconds",
@@ -236,6 +244,7 @@ impl Metrics {
             upstream_up,
             upstream_errors,
             tls_handshake_failures,
+            proxy_protocol_rejected,
             certificate_expiry,
         }
     }

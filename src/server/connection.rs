@@ -13,9 +13,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
+use super::proxy_header::{ProxyHeader, Refused};
 use super::Handler;
 use crate::config::Server;
 use crate::conn::{ConnInfo, Listener};
@@ -64,6 +66,7 @@ struct Counters {
     http1: Gauge,
     http2: Gauge,
     handshake_failures: Counter,
+    proxy_rejected: Counter,
 }
 
 impl Serve {
@@ -97,26 +100,46 @@ impl Serve {
                 http1: m.connections("http1"),
                 http2: m.connections("http2"),
                 handshake_failures: m.tls_handshake_failures.clone(),
+                proxy_rejected: m.proxy_protocol_rejected.clone(),
             }),
         }
     }
 
-    /// Serves one accepted connection to the end.
+    /// Serves one accepted connection to the end. With `proxy_header`, the connection begins
+    /// with a PROXY header whose source address stands for `peer` from then on; the header and
+    /// the TLS handshake together have the client header timeout.
     pub async fn connection<H: Handler>(
         &self,
-        stream: TcpStream,
+        mut stream: TcpStream,
         peer: SocketAddr,
         role: Listener,
         tls: Option<TlsAcceptor>,
+        proxy_header: Option<&ProxyHeader>,
         handler: Arc<H>,
     ) {
+        let deadline = Instant::now() + self.handshake_timeout;
+        let peer = match proxy_header {
+            None => peer,
+            Some(reader) => match reader.read(&mut stream, peer, deadline).await {
+                Ok(client) => client,
+                Err(why) => {
+                    if !matches!(why, Refused::Closed { received: 0 }) {
+                        if let Some(c) = &self.counters {
+                            c.proxy_rejected.inc();
+                        }
+                    }
+                    reader.log_refused(peer, &why);
+                    return;
+                }
+            },
+        };
         // The tracker sits right on the socket: it sees every byte that really moves.
         let (stream, activity) = Tracked::client(stream);
         let Some(acceptor) = tls else {
             let conn = ConnInfo::new(peer, role, None);
             return self.http(stream, activity, conn, false, handler).await;
         };
-        match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
                 let session = stream.get_ref().1;
                 let version = session.protocol_version().map(tls_version_name);

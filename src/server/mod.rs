@@ -7,6 +7,7 @@
 pub mod connection;
 pub mod limits;
 pub mod listener;
+pub mod proxy_header;
 pub mod signals;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use crate::lifecycle::Shutdown;
 use crate::observe::metrics::Metrics;
 use connection::Serve;
 pub use listener::{BindError, Bound};
+use proxy_header::ProxyHeader;
 pub use signals::Signals;
 
 /// What answers the requests of every connection.
@@ -71,6 +73,7 @@ pub async fn serve<H: Handler>(
             l.socket,
             l.role,
             l.tls.map(TlsAcceptor::from),
+            l.proxy_header,
             handler.clone(),
             serve.clone(),
             slots,
@@ -98,6 +101,7 @@ async fn accept_loop<H: Handler>(
     listener: TcpListener,
     role: Listener,
     tls: Option<TlsAcceptor>,
+    proxy_header: Option<Arc<ProxyHeader>>,
     handler: Arc<H>,
     serve: Arc<Serve>,
     slots: Slots,
@@ -134,9 +138,13 @@ async fn accept_loop<H: Handler>(
                     let serve = serve.clone();
                     let handler = handler.clone();
                     let tls = tls.clone();
+                    let proxy_header = proxy_header.clone();
                     let done = done.clone();
                     tokio::spawn(async move {
-                        serve.connection(stream, peer, role, tls, handler).await;
+                        let proxy_header = proxy_header.as_deref();
+                        serve
+                            .connection(stream, peer, role, tls, proxy_header, handler)
+                            .await;
                         drop(slot);
                         drop(done);
                     });

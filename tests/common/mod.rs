@@ -450,6 +450,16 @@ pub async fn start_edge(env: &[(&str, &str)]) -> EdgeWithBackend {
     EdgeWithBackend { edge, backend }
 }
 
+/// The one value of header `name` in the fake Mattermost's `/api/v4/headers` echo; fails the
+/// test when it is missing or was sent more than once.
+pub fn echoed_once(v: &serde_json::Value, name: &str) -> String {
+    let values = v["headers"][name]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} missing upstream: {v}"));
+    assert_eq!(values.len(), 1, "{name} sent once: {v}");
+    values[0].as_str().expect("string").to_string()
+}
+
 /// An address where connections are refused, for as long as the returned listener lives: the
 /// listener holds port P on 127.0.0.1 (so no other test is given P), and nothing listens on
 /// 127.0.0.2:P. A port bound, released and used later could be taken by another test meanwhile.

@@ -1,4 +1,4 @@
-//! `[listen]`: the listener addresses.
+//! `[listen]`: the listener addresses, and whether connections arrive with a PROXY header.
 
 use std::net::SocketAddr;
 
@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::super::layers::Resolver;
 use super::super::spec;
-use super::super::value::Addr;
+use super::super::value::{Addr, OnOff};
 use super::super::ConfigError;
 use super::F;
 
@@ -17,6 +17,8 @@ pub struct Listen {
     pub https: SocketAddr,
     /// Plain listener.
     pub http: SocketAddr,
+    /// Every connection to the HTTPS and HTTP listeners begins with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 /// `[listen]` in the TOML file.
@@ -25,6 +27,7 @@ pub struct Listen {
 pub struct File {
     https: F<Addr>,
     http: F<Addr>,
+    proxy_protocol: F<OnOff>,
 }
 
 impl Listen {
@@ -33,6 +36,7 @@ impl Listen {
         Ok(Self {
             https: r.take(&spec::HTTPS_LISTEN, file.https)?,
             http: r.take(&spec::HTTP_LISTEN, file.http)?,
+            proxy_protocol: r.take(&spec::PROXY_PROTOCOL, file.proxy_protocol)?,
         })
     }
 }
