@@ -150,11 +150,11 @@ fn check(settings: &Settings, upload: &UploadLimit) -> ExitCode {
             Source::File(p, line) => format!("file {} line {line}", p.display()),
             Source::Cli => format!("flag --{}", raw.setting.flag()),
         };
-        if raw.setting.is_secret() && !raw.value.is_empty() {
-            println!("{} = \"<redacted>\"  # {from}", raw.setting.key);
-        } else {
-            println!("{} = {:?}  # {from}", raw.setting.key, raw.value);
-        }
+        println!(
+            "{} = {:?}  # {from}",
+            raw.setting.key,
+            raw.setting.shown(&raw.value)
+        );
     }
     println!("# acme: {acme}");
     if let Some(cert) = tls::acme::state::State::new(&settings.state_dir).read_cert() {
