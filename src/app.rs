@@ -370,6 +370,13 @@ async fn run(mut settings: Settings) -> ExitCode {
         }),
         Err(e) => return config_error(e),
     };
+    let (fallbacks, redis_up) = metrics.as_ref().map_or_else(Default::default, |m| {
+        (
+            m.rate_limit_redis_fallbacks.clone(),
+            m.rate_limit_redis_up.clone(),
+        )
+    });
+    pipeline.edge().connect_shared(fallbacks, redis_up);
     if let (Some(m), Some((store, _))) = (&metrics, &certs) {
         if let Some(expiry) = tls::expiry(&store.current()) {
             m.certificate_expiry.set(expiry);
