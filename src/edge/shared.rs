@@ -44,9 +44,10 @@ pub const LOGIN_PREFIX: &[u8] = b"mm-edge:login:";
 /// conforms when `ahead <= tau`; it then moves TAT to now + ahead + T and leaves
 /// floor((tau - ahead) / T) cells. Returns `{1, remaining}` or `{0, wait}`: the ns until a request
 /// would conform. Integers stay exact while tau + T is below 2^53 ns (104 days); `math.fmod` is
-/// exact, so the divisions are too.
+/// exact, so the divisions are too. (`replicate_commands` lets a script write after `TIME` on
+/// Redis 3.2 to 4; from 5 on it is implied, from 7 deprecated.)
 pub const TAKE: &str = r"
-redis.replicate_commands()
+if redis.replicate_commands then redis.replicate_commands() end
 local t = tonumber(ARGV[1])
 local tau = tonumber(ARGV[2])
 local now = redis.call('TIME')
@@ -73,7 +74,7 @@ return {1, (left - math.fmod(left, t)) / t}
 /// `KEYS[1]` a bucket, `ARGV[1]` T in ns: gives one cell back (TAT - T); a bucket that is then
 /// full is deleted. Returns `{1, 0}`.
 pub const GIVE_BACK: &str = r"
-redis.replicate_commands()
+if redis.replicate_commands then redis.replicate_commands() end
 local t = tonumber(ARGV[1])
 local tat = redis.call('HMGET', KEYS[1], 's', 'n')
 if not (tat[1] and tat[2]) then
