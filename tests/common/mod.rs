@@ -223,6 +223,9 @@ impl Edge {
             .env("MM_EDGE_STATE_DIR", dir.to_str().expect("utf-8 temp path"))
             .env("MM_EDGE_UPSTREAMS", upstream)
             .env("MM_EDGE_LOG", "info")
+            // The fake counts connections and requests exactly; checks would add to both.
+            // tests/upstreams.rs turns them on.
+            .env("MM_EDGE_UPSTREAM_HEALTH_INTERVAL", "0")
     }
 
     /// Starts an edge in front of `backend` with defaults plus `env`.
@@ -275,13 +278,21 @@ impl Edge {
 
     /// Blocks until the log holds `needle` (woken by each new line; [`PATIENCE`] bounds a failure).
     pub fn wait_for_log(&self, needle: &str) {
+        self.wait_for_log_count(needle, 1);
+    }
+
+    /// Waits until the log shows `needle` at least `n` times (failing after [`PATIENCE`]).
+    pub fn wait_for_log_count(&self, needle: &str, n: usize) {
         let text = self.log.text.lock().expect("log lock");
         let (text, timeout) = self
             .log
             .grew
-            .wait_timeout_while(text, PATIENCE, |t| !t.contains(needle))
+            .wait_timeout_while(text, PATIENCE, |t| t.matches(needle).count() < n)
             .expect("log lock");
-        assert!(!timeout.timed_out(), "log never showed {needle:?}:\n{text}");
+        assert!(
+            !timeout.timed_out(),
+            "log never showed {needle:?} {n} times:\n{text}"
+        );
     }
 
     /// The generated self-signed certificate (PEM).
