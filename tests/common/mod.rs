@@ -535,13 +535,18 @@ where
 /// A system tool from PATH, or `None` (after saying so) when it is missing outside CI; under
 /// `CI=true` a missing tool fails the test (`.ci/run` installs it).
 pub fn tool(name: &str) -> Option<PathBuf> {
+    tool_from(name, &format!("apt-get install {name}"))
+}
+
+/// [`tool`] for one that another installer brings (`install`: how, for the message).
+pub fn tool_from(name: &str, install: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(name))
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        let msg = format!("{name} is not installed (apt-get install {name})");
+        let msg = format!("{name} is not installed ({install})");
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "{msg}; CI=true, so this test cannot be skipped"
