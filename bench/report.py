@@ -3,10 +3,13 @@
 
   report.py record --results R.jsonl --proxy P --workload W --repeat N
                    --tool wrk|h2load|wsidle --output FILE [--log H2LOAD_LOG]
-                   [--cpu-ticks T --clk-tck HZ] [--rss-before KB --rss-after KB]
+                   [--user-ticks U --sys-ticks S --clk-tck HZ] [--rss-before KB --rss-after KB]
+                   [--keys N] [--offered REQ_PER_S]
       parse one measurement, append it as a JSON line to R.jsonl, print a summary line.
   report.py table --results R.jsonl --meta META.tsv --out latest.md
       print the markdown report (medians over repeats, ratios, targets) and write it.
+  report.py rate --results R.jsonl --repeat N
+      print the offered load for (k): half of mm-edge's (a) req/s in repeat N (exit 1 if none).
 """
 
 import argparse
@@ -23,10 +26,17 @@ WORKLOADS = {
     "e": "(e) rate limiter on vs off, workload (a)",
     "f": "(f) flood of idle HTTPS connections, then closed",
     "g": "(g) access log / metrics on vs off, workload (a)",
+    "h": "(h) idle keep-alive HTTPS connections",
+    "i": "(i) workload (a) with 1,000 conns",
+    "j": "(j) rate limiter, 1,000,000 keys in 10,000 sessions",
+    "k": "(k) fixed load, half of mm-edge's (a) req/s",
 }
 PROXIES = ["nginx", "haproxy", "mm-edge"]
 # (workload, reference proxy, max ratio of mm-edge / reference CPU per request)
-CPU_TARGETS = {"a": ("nginx", 0.75), "b": ("nginx", 0.90), "c": ("haproxy", 1.0)}
+CPU_TARGETS = {"a": ("nginx", 0.75), "b": ("nginx", 0.90), "c": ("haproxy", 1.0), "i": None}
+# (h) issue 16: RSS per idle keep-alive HTTPS connection <= nginx's; (k) p99 at the same load <= nginx's.
+IDLE_TARGET = ("nginx", 1.0)
+LATENCY_TARGET = ("nginx", 1.0)
 WSS_TARGET_KB = 10.0
 LIMITER_TARGET_PCT = 3.0
 # (g), issue 12: extra CPU per request with the access log on (JSON lines to a file) / metrics on.
@@ -34,6 +44,16 @@ ACCESS_LOG_TARGET_PCT = 5.0
 METRICS_TARGET_PCT = 2.0
 # RSS 60 s after a flood closed, at most this many times the idle RSS before it.
 FLOOD_TARGET_X = 2.0
+# mm-edge against itself: (label, what, (proxy, workload) measured, (proxy, workload) baseline,
+# max extra CPU per request in %). The "j" records carry the number of distinct keys ("keys").
+SELF_COMPARISONS = [
+    ("e", "limiter on / off", ("mm-edge+limiter", "a"), ("mm-edge", "a"), LIMITER_TARGET_PCT),
+    ("g", "access log on / off", ("mm-edge+log", "a"), ("mm-edge", "a"), ACCESS_LOG_TARGET_PCT),
+    ("g", "metrics on / off", ("mm-edge+metrics", "a"), ("mm-edge", "a"), METRICS_TARGET_PCT),
+    ("i", "1,000 / 64 conns", ("mm-edge", "i"), ("mm-edge", "a"), 10.0),
+    ("j", "1,000,000 keys / one IP (e)", ("mm-edge+keys", "j"), ("mm-edge+limiter", "a"), 5.0),
+    ("j", "1,000,000 keys / one X-Key", ("mm-edge+keys", "j"), ("mm-edge+key1", "j"), 5.0),
+]
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
@@ -83,7 +103,7 @@ def parse_h2load(text: str, log_path: str | None) -> dict:
     done, failed, errored, timeout = int(r.group(3)), int(r.group(5)), int(r.group(6)), int(r.group(7))
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
     non2xx = sum(int(x) for x in codes.groups()[1:]) if codes else 0
-    p99 = None
+    p50 = p99 = None
     if log_path:
         # h2load --log-file: "<start us since epoch>\t<status>\t<duration us>" per request.
         durations = []
@@ -94,11 +114,13 @@ def parse_h2load(text: str, log_path: str | None) -> dict:
                     durations.append(int(parts[2]))
         if durations:
             durations.sort()
+            p50 = durations[min(len(durations) - 1, int(len(durations) * 0.50))] / 1e3
             p99 = durations[min(len(durations) - 1, int(len(durations) * 0.99))] / 1e3
     return {
         "requests": done,
         "seconds": _ms(m.group(1)) / 1e3,
         "rps": float(m.group(2)),
+        "p50_ms": p50,
         "p99_ms": p99,
         "errors": failed + errored + timeout + non2xx,
     }
@@ -120,14 +142,31 @@ def cmd_record(a) -> None:
         rec = parse_h2load(text, a.log)
     else:
         rec = parse_wsidle(text)
-    rec.update(proxy=a.proxy, workload=a.workload, repeat=a.repeat)
+    # One key's records apart: (j) with one X-Key is "mm-edge+key1", with many "mm-edge+keys".
+    proxy = "mm-edge+key1" if a.proxy == "mm-edge+keys" and a.keys == 1 else a.proxy
+    rec.update(proxy=proxy, workload=a.workload, repeat=a.repeat)
+    if a.keys is not None:
+        rec["keys"] = a.keys
+    if a.offered is not None:
+        rec["offered_rps"] = a.offered
     if a.tool in ("wrk", "h2load"):
-        cpu_us = a.cpu_ticks / a.clk_tck * 1e6
+        user, sys_ = a.user_ticks, a.sys_ticks
+        if user is None and sys_ is None:  # older callers: the sum only
+            user, sys_ = a.cpu_ticks, None
+        per_s = 1e6 / a.clk_tck
+        cpu_us = ((user or 0) + (sys_ or 0)) * per_s
+        n = rec["requests"]
         rec["cpu_us_total"] = cpu_us
-        rec["cpu_us_per_req"] = cpu_us / rec["requests"] if rec["requests"] else None
-        summary = (f"{rec['requests']} req, {rec['rps']:.0f} req/s, "
-                   f"p99 {fmt(rec['p99_ms'], 2)} ms, CPU {fmt(rec['cpu_us_per_req'], 1)} us/req, "
-                   f"errors {rec['errors']}")
+        rec["cpu_us_per_req"] = cpu_us / n if n else None
+        if sys_ is not None:
+            rec["cpu_user_us_per_req"] = user * per_s / n if n else None
+            rec["cpu_sys_us_per_req"] = sys_ * per_s / n if n else None
+        summary = (f"{rec['requests']} req, {rec['rps']:.0f} req/s"
+                   + (f" (offered {a.offered:.0f})" if a.offered is not None else "")
+                   + (f", p50 {fmt(rec['p50_ms'], 2)} ms" if rec.get("p50_ms") is not None else "")
+                   + f", p99 {fmt(rec['p99_ms'], 2)} ms, CPU {fmt(rec['cpu_us_per_req'], 1)} us/req"
+                   f" (user {fmt(rec.get('cpu_user_us_per_req'), 1)} + sys "
+                   f"{fmt(rec.get('cpu_sys_us_per_req'), 1)}), errors {rec['errors']}")
     elif a.workload == "f":
         rec["rss_before_kb"] = a.rss_before
         rec["rss_peak_kb"] = a.rss_peak
@@ -140,13 +179,14 @@ def cmd_record(a) -> None:
         rec["rss_before_kb"] = a.rss_before
         rec["rss_after_kb"] = a.rss_after
         rec["kb_per_conn"] = (a.rss_after - a.rss_before) / rec["conns"] if rec["conns"] else None
-        summary = (f"{rec['conns']} idle WSS open ({rec['errors']} failed), RSS {a.rss_before} -> "
+        kind = "HTTPS" if a.workload == "h" else "WSS"
+        summary = (f"{rec['conns']} idle {kind} open ({rec['errors']} failed), RSS {a.rss_before} -> "
                    f"{a.rss_after} KB, {fmt(rec['kb_per_conn'], 1)} KB/conn")
         if rec["errors"]:
             summary += f"; first error: {rec['first_error']}"
     with open(a.results, "a") as f:
         f.write(json.dumps(rec) + "\n")
-    print(f"    {a.proxy:<8} ({a.workload}) repeat {a.repeat}: {summary}")
+    print(f"    {proxy:<8} ({a.workload}) repeat {a.repeat}: {summary}")
 
 
 def fmt(v, digits=1) -> str:
@@ -166,50 +206,80 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def cmd_table(a) -> None:
+def load_records(path: str) -> tuple[list, dict]:
+    """The JSON lines of `path`, and by[(proxy, workload)][repeat] = record."""
     recs = []
-    with open(a.results) as f:
+    with open(path) as f:
         for line in f:
             if line.strip():
                 recs.append(json.loads(line))
-    meta = {}
-    with open(a.meta) as f:
-        for line in f:
-            k, _, v = line.rstrip("\n").partition("\t")
-            meta[k] = v
-
-    # by[(proxy, workload)][repeat] = record
     by: dict = {}
     for r in recs:
         by.setdefault((r["proxy"], r["workload"]), {})[r["repeat"]] = r
+    return recs, by
+
+
+def load_meta(path: str) -> dict:
+    meta = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("\t")
+            meta[k] = v
+    return meta
+
+
+def median_of(by, proxy, wl, key):
+    """Median over repeats of `key` in the records of (proxy, wl)."""
+    rs = by.get((proxy, wl))
+    return median([r.get(key) for r in rs.values()]) if rs else None
+
+
+def ratio(by, wl, key, num, den, num_wl=None):
+    """Median over repeats of the per-repeat ratio num/den (same repeat = same conditions)."""
+    n, d = by.get((num, num_wl or wl)), by.get((den, wl))
+    if not n or not d:
+        return None
+    vals = []
+    for rep in sorted(set(n) & set(d)):
+        x, y = n[rep].get(key), d[rep].get(key)
+        if x is not None and y:
+            vals.append(x / y)
+    return median(vals)
+
+
+def self_ratios(by, num, den, key="cpu_us_per_req") -> list:
+    """Per-repeat ratios of record (proxy, workload) `num` to `den`."""
+    n, d = by.get(num, {}), by.get(den, {})
+    return [n[k][key] / d[k][key] for k in sorted(set(n) & set(d))
+            if n[k].get(key) and d[k].get(key)]
+
+
+def cmd_table(a) -> None:
+    recs, by = load_records(a.results)
+    meta = load_meta(a.meta)
 
     def med(proxy, wl, key):
-        rs = by.get((proxy, wl))
-        return median([r.get(key) for r in rs.values()]) if rs else None
-
-    def ratio(wl, key, num, den, num_wl=None):
-        """Median over repeats of the per-repeat ratio num/den (same repeat = same conditions)."""
-        n, d = by.get((num, num_wl or wl)), by.get((den, wl))
-        if not n or not d:
-            return None
-        vals = []
-        for rep in sorted(set(n) & set(d)):
-            x, y = n[rep].get(key), d[rep].get(key)
-            if x is not None and y:
-                vals.append(x / y)
-        return median(vals)
+        return median_of(by, proxy, wl, key)
 
     proxies = [p for p in PROXIES if any(k[0] == p for k in by)]
     have_mm = "mm-edge" in proxies
     out = []
     out.append(f"## mm-edge benchmark, {meta.get('date', '?')}")
     out.append("")
-    out.append(f"- Machine: {meta.get('nproc', '?')} CPUs, {meta.get('cpu', '?')}, "
+    out.append(f"- Machine: {meta['host'] + ', ' if meta.get('host') else ''}{meta.get('nproc', '?')} CPUs, "
+               f"{meta.get('cpu', '?')}, "
                f"Linux {meta.get('kernel', '?')}; proxy pinned to CPU {meta.get('proxy_cpu', '1')}, "
                f"load generator and backend to CPU {meta.get('load_cpu', '0')}")
     out.append(f"- Versions: {meta.get('versions', '?')}")
+    counts = f"{meta.get('ws_conns', '?')} idle WSS connections"
+    if by.get(("mm-edge", "h")) or by.get(("nginx", "h")) or by.get(("haproxy", "h")):
+        counts += f"; (h) {meta.get('idle_conns', '?')} idle HTTPS connections"
+    if any(k[1] == "i" for k in by):
+        counts += f"; (i) {meta.get('conns_i', '?')} wrk connections"
+    if any(k[1] == "j" for k in by):
+        counts += f"; (j) {meta.get('keys', '?')} X-Key values"
     out.append(f"- Run: median of {meta.get('repeats', '?')} repeat(s) x {meta.get('seconds', '?')} s "
-               f"per workload; {meta.get('ws_conns', '?')} idle WSS connections; "
+               f"per workload; {counts}; "
                f"body {meta.get('body_bytes', '?')} B JSON at /api/v4/posts"
                + (" (quick mode: smoke test only, not for the record)" if meta.get("quick") == "1" else ""))
     if meta.get("notes"):
@@ -224,14 +294,14 @@ def cmd_table(a) -> None:
         return sum(r.get("errors", 0) or 0 for r in by.get((proxy, wl), {}).values())
 
     def row(wl, label, key, digits, target=None):
-        if not any(by.get((p, wl)) for p in proxies):
+        if not any(med(p, wl, key) is not None for p in proxies if by.get((p, wl))):
             return
         cells = [fmt(med(p, wl, key), digits) + (f" (**{errs(p, wl)} errors**)" if errs(p, wl) else "")
                  for p in proxies]
         line = f"| {WORKLOADS[wl]} | {label} | " + " | ".join(cells)
         if have_mm:
-            rn = ratio(wl, key, "mm-edge", "nginx")
-            rh = ratio(wl, key, "mm-edge", "haproxy")
+            rn = ratio(by, wl, key, "mm-edge", "nginx")
+            rh = ratio(by, wl, key, "mm-edge", "haproxy")
             tgt, met = "", ""
             if target:
                 ref, limit = target
@@ -244,8 +314,18 @@ def cmd_table(a) -> None:
                      .replace("-x", "-"))
         out.append(line + " |")
 
-    for wl in ("a", "b", "c"):
+    def user_sys_row(wl):
+        """utime and stime per request, separately (medians over repeats)."""
+        if not any(med(p, wl, "cpu_sys_us_per_req") is not None for p in proxies):
+            return
+        cells = [f"{fmt(med(p, wl, 'cpu_user_us_per_req'), 1)} / {fmt(med(p, wl, 'cpu_sys_us_per_req'), 1)}"
+                 for p in proxies]
+        out.append(f"| {WORKLOADS[wl]} | CPU us/req user / sys | " + " | ".join(cells)
+                   + (" | | | | |" if have_mm else " |"))
+
+    for wl in ("a", "b", "c", "i"):
         row(wl, "CPU us/req", "cpu_us_per_req", 1, CPU_TARGETS[wl])
+        user_sys_row(wl)
         row(wl, "req/s", "rps", 0)
         row(wl, "p99 ms", "p99_ms", 2)
     if any(by.get((p, "d")) for p in proxies):
@@ -253,8 +333,8 @@ def cmd_table(a) -> None:
         line = f"| {WORKLOADS['d']} | KB/conn | " + " | ".join(cells)
         if have_mm:
             mm = med("mm-edge", "d", "kb_per_conn")
-            rn = ratio("d", "kb_per_conn", "mm-edge", "nginx")
-            rh = ratio("d", "kb_per_conn", "mm-edge", "haproxy")
+            rn = ratio(by, "d", "kb_per_conn", "mm-edge", "nginx")
+            rh = ratio(by, "d", "kb_per_conn", "mm-edge", "haproxy")
             met = "-" if mm is None else ("yes" if mm <= WSS_TARGET_KB else "**no**")
             line += (f" | {fmt(rn, 2)}x | {fmt(rh, 2)}x | <= {WSS_TARGET_KB:.0f} KB/conn | {met}"
                      .replace("-x", "-"))
@@ -268,32 +348,54 @@ def cmd_table(a) -> None:
             met = "-" if x is None else ("yes" if x <= FLOOD_TARGET_X else "**no**")
             line += (f" | | | after <= {FLOOD_TARGET_X:.0f}x idle (measured {fmt(x, 2)}x) | {met}")
         out.append(line + " |")
-    def extra_row(variant: str, label: str, what: str, target: float) -> None:
-        """mm-edge `variant` (workload a) against mm-edge (a): extra CPU per request."""
-        if not (by.get((variant, "a")) and by.get(("mm-edge", "a"))):
+    row("h", "KB/conn", "kb_per_conn", 1, IDLE_TARGET)
+    if any(by.get((p, "k")) for p in proxies):
+        offered = med("mm-edge", "k", "offered_rps") or next(
+            (med(p, "k", "offered_rps") for p in proxies if by.get((p, "k"))), None)
+        row("k", f"req/s (offered {fmt(offered, 0)})", "rps", 0)
+        row("k", "p50 ms", "p50_ms", 2)
+        row("k", "p99 ms", "p99_ms", 2, LATENCY_TARGET)
+
+    def extra_row(wl: str, what: str, num: tuple, den: tuple, target: float) -> None:
+        """mm-edge `num` (proxy, workload) against `den`: extra CPU per request."""
+        if not (by.get(num) and by.get(den)):
             return
-        on = med(variant, "a", "cpu_us_per_req")
-        off = med("mm-edge", "a", "cpu_us_per_req")
-        r = ratio("a", "cpu_us_per_req", variant, "mm-edge")
+        on = med(*num, "cpu_us_per_req")
+        off = med(*den, "cpu_us_per_req")
+        r = ratio(by, den[1], "cpu_us_per_req", num[0], den[0], num[1])
         extra = None if r is None else (r - 1) * 100
         met = "-" if extra is None else ("yes" if extra <= target else "**no**")
-        n, d = by.get((variant, "a")), by.get(("mm-edge", "a"))
-        extras = [(n[k]["cpu_us_per_req"] / d[k]["cpu_us_per_req"] - 1) * 100
-                  for k in sorted(set(n) & set(d))
-                  if n[k].get("cpu_us_per_req") and d[k].get("cpu_us_per_req")]
+        extras = [(x - 1) * 100 for x in self_ratios(by, num, den)]
         if len(extras) > 1 and max(extras) - min(extras) > target:
             # The repeats disagree by more than the target: the verdict is noise.
             met = f"undecided: repeats spread {min(extras):+.1f}% .. {max(extras):+.1f}%"
-        if errs(variant, "a") or errs("mm-edge", "a"):
+        if errs(*num) or errs(*den):
             met = "**not valid: the run had errors**"
         blanks = " | ".join("" for _ in proxies[:-1])
         pct = "-" if extra is None else f"{extra:+.1f}%"
-        out.append(f"| {label} | CPU us/req {what} on / off | {blanks} | {fmt(on, 1)} / {fmt(off, 1)} "
+        out.append(f"| {WORKLOADS[wl]} | CPU us/req {what} | {blanks} | {fmt(on, 1)} / {fmt(off, 1)} "
                    f"| | | <= {target:.0f}% extra (measured {pct}) | {met} |")
 
-    extra_row("mm-edge+limiter", WORKLOADS["e"], "limiter", LIMITER_TARGET_PCT)
-    extra_row("mm-edge+log", WORKLOADS["g"], "access log", ACCESS_LOG_TARGET_PCT)
-    extra_row("mm-edge+metrics", WORKLOADS["g"], "metrics", METRICS_TARGET_PCT)
+    def scale_row(what: str, target: float) -> None:
+        """(i) against (a), every proxy against itself: does the cost grow with the connections?"""
+        vals = {p: ratio(by, "a", "cpu_us_per_req", p, p, "i") for p in proxies}
+        if all(v is None for v in vals.values()):
+            return
+        line = (f"| {WORKLOADS['i']} | CPU us/req {what} | "
+                + " | ".join("-" if vals[p] is None else f"{vals[p]:.2f}x" for p in proxies))
+        if have_mm:
+            r = vals.get("mm-edge")
+            met = "-" if r is None else ("yes" if (r - 1) * 100 <= target else "**no**")
+            if errs("mm-edge", "i") or errs("mm-edge", "a"):
+                met = "**not valid: the run had errors**"
+            line += f" | | | mm-edge <= {1 + target / 100:.2f}x its (a) | {met}"
+        out.append(line + " |")
+
+    for wl, what, num, den, target in SELF_COMPARISONS:
+        if wl == "i":
+            scale_row(what, target)
+        else:
+            extra_row(wl, what, num, den, target)
     out.append("")
     out.append("CPU us/req = the proxy's utime+stime (all its processes, from /proc/PID/stat) during the "
                "run / completed requests. Ratios are the median of the per-repeat ratios "
@@ -304,19 +406,30 @@ def cmd_table(a) -> None:
     out.append("")
     out.append("<details><summary>per-repeat figures</summary>")
     out.append("")
-    out.append("| proxy | workload | repeat | CPU us/req | req/s | p99 ms | KB/conn | errors |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
-    order = {p: i for i, p in enumerate(PROXIES + ["mm-edge+limiter", "mm-edge+log", "mm-edge+metrics"])}
+    out.append("| proxy | workload | repeat | CPU us/req | user | sys | req/s | p50 ms | p99 ms | KB/conn | errors |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    variants = ["mm-edge+limiter", "mm-edge+key1", "mm-edge+keys", "mm-edge+log", "mm-edge+metrics"]
+    order = {p: i for i, p in enumerate(PROXIES + variants)}
     for r in sorted(recs, key=lambda r: (r["workload"], order.get(r["proxy"], 9), r["repeat"])):
         out.append(f"| {r['proxy']} | {r['workload']} | {r['repeat']} | {fmt(r.get('cpu_us_per_req'), 1)} | "
-                   f"{fmt(r.get('rps'), 0)} | {fmt(r.get('p99_ms'), 2)} | {fmt(r.get('kb_per_conn'), 1)} | "
-                   f"{r.get('errors', 0)} |")
+                   f"{fmt(r.get('cpu_user_us_per_req'), 1)} | {fmt(r.get('cpu_sys_us_per_req'), 1)} | "
+                   f"{fmt(r.get('rps'), 0)} | {fmt(r.get('p50_ms'), 2)} | {fmt(r.get('p99_ms'), 2)} | "
+                   f"{fmt(r.get('kb_per_conn'), 1)} | {r.get('errors', 0)} |")
     out.append("")
     out.append("</details>")
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     with open(a.out, "w") as f:
         f.write(text)
+
+
+def cmd_rate(a) -> None:
+    """Offered load for (k): half of mm-edge's (a) req/s in this repeat."""
+    _, by = load_records(a.results)
+    rec = by.get(("mm-edge", "a"), {}).get(a.repeat)
+    if not rec or not rec.get("rps"):
+        sys.exit("report.py rate: no (a) figure of mm-edge in this repeat")
+    print(int(rec["rps"] / 2))
 
 
 def main() -> None:
@@ -330,7 +443,11 @@ def main() -> None:
     r.add_argument("--tool", choices=["wrk", "h2load", "wsidle"], required=True)
     r.add_argument("--output", required=True)
     r.add_argument("--log")
-    r.add_argument("--cpu-ticks", type=int, default=0)
+    r.add_argument("--cpu-ticks", type=int, default=0, help="utime+stime (when not given apart)")
+    r.add_argument("--user-ticks", type=int)
+    r.add_argument("--sys-ticks", type=int)
+    r.add_argument("--keys", type=int, help="(j): distinct X-Key values sent")
+    r.add_argument("--offered", type=float, help="(k): offered load, requests per second")
     r.add_argument("--clk-tck", type=int, default=100)
     r.add_argument("--rss-before", type=int, default=0)
     r.add_argument("--rss-after", type=int, default=0)
@@ -339,8 +456,11 @@ def main() -> None:
     t.add_argument("--results", required=True)
     t.add_argument("--meta", required=True)
     t.add_argument("--out", required=True)
+    q = sub.add_parser("rate")
+    q.add_argument("--results", required=True)
+    q.add_argument("--repeat", type=int, required=True)
     a = ap.parse_args()
-    cmd_record(a) if a.cmd == "record" else cmd_table(a)
+    {"record": cmd_record, "table": cmd_table, "rate": cmd_rate}[a.cmd](a)
 
 
 if __name__ == "__main__":
