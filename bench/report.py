@@ -8,6 +8,9 @@
       parse one measurement, append it as a JSON line to R.jsonl, print a summary line.
   report.py table --results R.jsonl --meta META.tsv --out latest.md
       print the markdown report (medians over repeats, ratios, targets) and write it.
+  report.py svg --results R.jsonl [--meta META.tsv | --md latest.md] --output latest.svg
+      write the bar chart of the CPU-per-request ratios (date and machine from META, else from
+      the heading of the markdown report next to R.jsonl).
   report.py rate --results R.jsonl --repeat N
       print the offered load for (k): half of mm-edge's (a) req/s in repeat N (exit 1 if none).
 """
@@ -432,6 +435,143 @@ def cmd_rate(a) -> None:
     print(int(rec["rps"] / 2))
 
 
+# ---------------------------------------------------------------- the chart (SVG, stdlib only)
+SVG_SHORT = {"a": "(a) keep-alive, 64 conns", "b": "(b) new TLS conn per request",
+             "c": "(c) HTTP/2, 16 x 16 streams", "i": "(i) keep-alive, 1,000 conns"}
+SVG_SERIES = [("mm-edge / nginx", "#3b6fb6"), ("mm-edge / HAProxy", "#e0892b"),
+              ("mm-edge / mm-edge (on / off etc.)", "#4c9a52")]
+
+
+def chart_groups(by) -> list:
+    """[(label, [(series index, ratio)], target ratio or None)] for every CPU-per-request ratio."""
+    groups = []
+    for wl in ("a", "b", "c", "i"):
+        bars = [(i, ratio(by, wl, "cpu_us_per_req", "mm-edge", ref))
+                for i, ref in enumerate(("nginx", "haproxy"))]
+        bars = [(i, r) for i, r in bars if r is not None]
+        if bars:
+            target = CPU_TARGETS.get(wl)
+            groups.append((SVG_SHORT[wl], bars, target[1] if target else None,
+                           f"{target[0]}" if target else ""))
+    for wl, what, num, den, pct in SELF_COMPARISONS:
+        r = ratio(by, den[1], "cpu_us_per_req", num[0], den[0], num[1])
+        if r is not None:
+            groups.append((f"({wl}) {what}", [(2, r)], 1 + pct / 100, ""))
+    return groups
+
+
+def chart_meta(a) -> tuple[str, str]:
+    """(date, machine) of the run: from META.tsv, else from the markdown report's heading."""
+    if a.meta:
+        m = load_meta(a.meta)
+        machine = ", ".join(x for x in (m.get("host"), f"{m.get('nproc', '?')} CPUs", m.get("cpu")) if x)
+        runs = f"median of {m.get('repeats', '?')} repeat(s) x {m.get('seconds', '?')} s"
+        if m.get("quick") == "1":
+            runs += ", quick mode (smoke test)"
+        return m.get("date", "?"), f"{machine}; {runs}"
+    md = a.md or re.sub(r"\.jsonl$", "", a.results) + ".md"
+    date, machine, runs = "?", "?", ""
+    try:
+        with open(md) as f:
+            for line in f:
+                if line.startswith("## mm-edge benchmark, "):
+                    date = line.split(", ", 1)[1].strip()
+                elif line.startswith("- Machine: "):
+                    machine = line[len("- Machine: "):].split(";")[0].strip()
+                    machine = re.sub(r", Linux \S+$", "", machine)
+                elif line.startswith("- Run: "):
+                    runs = line[len("- Run: "):].split(" per workload")[0].strip()
+    except OSError:
+        pass
+    return date, f"{machine}; {runs}" if runs else machine
+
+
+def wrap(label: str, width: int = 17) -> list:
+    words, lines = label.split(), [""]
+    for w in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(w) > width:
+            lines.append(w)
+        else:
+            lines[-1] = f"{lines[-1]} {w}".strip()
+    return lines
+
+
+def render_svg(groups: list, date: str, machine: str) -> str:
+    from xml.sax.saxutils import escape
+
+    group_w, bar_w, left, right, top, bottom = 120, 30, 64, 24, 92, 80
+    width = left + max(1, len(groups)) * group_w + right
+    width = max(width, 760)
+    plot_h = 300
+    height = top + plot_h + bottom
+    values = [r for _, bars, _, _ in groups for _, r in bars] + [t for _, _, t, _ in groups if t] + [1.0]
+    step = 0.25 if max(values) <= 2.2 else 0.5 if max(values) <= 4.5 else 1.0
+    ymax = step * (int(max(values) * 1.12 / step) + 1)
+
+    def y(v: float) -> float:
+        return top + plot_h - v / ymax * plot_h
+
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+         f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="12">',
+         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+         f'<text x="{left}" y="24" font-size="16" font-weight="bold">mm-edge CPU time per request, '
+         f'as a ratio (lower is better)</text>',
+         f'<text x="{left}" y="44" fill="#444">{escape(date)} · {escape(machine)}</text>']
+    # legend
+    lx = left
+    for name, color in SVG_SERIES:
+        o.append(f'<rect x="{lx}" y="56" width="12" height="12" fill="{color}"/>')
+        o.append(f'<text x="{lx + 17}" y="66">{escape(name)}</text>')
+        lx += 28 + 6.9 * len(name)
+    o.append(f'<line x1="{lx}" y1="62" x2="{lx + 26}" y2="62" stroke="#c0392b" stroke-width="2" '
+             f'stroke-dasharray="6 4"/><text x="{lx + 31}" y="66">target</text>')
+    lx += 86
+    o.append(f'<line x1="{lx}" y1="62" x2="{lx + 26}" y2="62" stroke="#222" stroke-width="1.5"/>'
+             f'<text x="{lx + 31}" y="66">1.0 = parity</text>')
+    # axis, grid
+    x_end = width - right
+    v = 0.0
+    while v <= ymax + 1e-9:
+        o.append(f'<line x1="{left}" y1="{y(v):.1f}" x2="{x_end}" y2="{y(v):.1f}" stroke="#e4e4e4"/>')
+        o.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end" fill="#444">{v:.2f}x</text>')
+        v += step
+    o.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#444"/>')
+    if not groups:
+        o.append(f'<text x="{width / 2:.0f}" y="{top + plot_h / 2:.0f}" text-anchor="middle" fill="#888">'
+                 f'no CPU figures of mm-edge in these results</text>')
+    for gi, (label, bars, target, ref) in enumerate(groups):
+        gx = left + gi * group_w
+        bx = gx + (group_w - bar_w * len(bars)) / 2
+        for k, (series, r) in enumerate(bars):
+            x = bx + k * bar_w
+            o.append(f'<rect x="{x + 2:.1f}" y="{y(r):.1f}" width="{bar_w - 4}" height="{y(0) - y(r):.1f}" '
+                     f'fill="{SVG_SERIES[series][1]}"><title>{escape(label)}: {escape(SVG_SERIES[series][0])} '
+                     f'{r:.3f}</title></rect>')
+            o.append(f'<text x="{x + bar_w / 2:.1f}" y="{y(r) - 4:.1f}" text-anchor="middle" '
+                     f'font-size="11" stroke="#fff" stroke-width="3" paint-order="stroke">{r:.2f}</text>')
+        lines = wrap(label)
+        for li, line in enumerate(lines):
+            o.append(f'<text x="{gx + group_w / 2:.1f}" y="{top + plot_h + 18 + li * 14}" '
+                     f'text-anchor="middle" font-size="11">{escape(line)}</text>')
+        if target:
+            o.append(f'<line x1="{gx + 10}" y1="{y(target):.1f}" x2="{gx + group_w - 10}" y2="{y(target):.1f}" '
+                     f'stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4"/>')
+            o.append(f'<text x="{gx + group_w / 2:.1f}" y="{top + plot_h + 18 + len(lines) * 14}" '
+                     f'text-anchor="middle" font-size="10" fill="#c0392b">target \u2264 {target:.2f}x'
+                     f'{" " + escape(ref) if ref else ""}</text>')
+    o.append(f'<line x1="{left}" y1="{y(1.0):.1f}" x2="{x_end}" y2="{y(1.0):.1f}" stroke="#222" '
+             f'stroke-width="1.5"/>')
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
+def cmd_svg(a) -> None:
+    _, by = load_records(a.results)
+    date, machine = chart_meta(a)
+    with open(a.output, "w") as f:
+        f.write(render_svg(chart_groups(by), date, machine))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -456,11 +596,16 @@ def main() -> None:
     t.add_argument("--results", required=True)
     t.add_argument("--meta", required=True)
     t.add_argument("--out", required=True)
+    g = sub.add_parser("svg")
+    g.add_argument("--results", required=True)
+    g.add_argument("--meta", help="meta.tsv of the run (else --md)")
+    g.add_argument("--md", help="markdown report with the date and machine (default: RESULTS .md)")
+    g.add_argument("--output", required=True)
     q = sub.add_parser("rate")
     q.add_argument("--results", required=True)
     q.add_argument("--repeat", type=int, required=True)
     a = ap.parse_args()
-    {"record": cmd_record, "table": cmd_table, "rate": cmd_rate}[a.cmd](a)
+    {"record": cmd_record, "table": cmd_table, "svg": cmd_svg, "rate": cmd_rate}[a.cmd](a)
 
 
 if __name__ == "__main__":
