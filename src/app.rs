@@ -357,6 +357,7 @@ async fn run(mut settings: Settings) -> ExitCode {
             .iter()
             .map(ToString::to_string)
             .collect(),
+        settings.upstream.health_interval.is_zero(),
     );
     let pipeline = match Pipeline::<Incoming>::new(
         &settings,
@@ -377,6 +378,42 @@ async fn run(mut settings: Settings) -> ExitCode {
         )
     });
     pipeline.edge().connect_shared(fallbacks, redis_up);
+    if !settings.upstream.health_interval.is_zero() {
+        let health = pipeline.upstream_health().clone();
+        if let Some(m) = &metrics {
+            let gauges: Vec<_> = settings
+                .upstream
+                .servers
+                .iter()
+                .map(|s| m.upstream_up(&s.to_string()))
+                .collect();
+            health.on_change(Box::new(move |i, up| {
+                if let Some(g) = gauges.get(i) {
+                    g.set(i64::from(up));
+                }
+            }));
+        }
+        let checks = crate::upstream::health::Checks {
+            names: settings
+                .upstream
+                .servers
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            authorities: settings
+                .upstream
+                .servers
+                .iter()
+                .map(|s| s.authority.to_string())
+                .collect(),
+            interval: settings.upstream.health_interval,
+            fails: settings.upstream.health_fails,
+            passes: settings.upstream.health_passes,
+        };
+        life.spawn("upstream health checks", move |shutdown| {
+            crate::upstream::health::run(health, checks, shutdown)
+        });
+    }
     if let (Some(m), Some((store, _))) = (&metrics, &certs) {
         if let Some(expiry) = tls::expiry(&store.current()) {
             m.certificate_expiry.set(expiry);

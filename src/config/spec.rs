@@ -103,7 +103,7 @@ settings! {
     PROXY_PROTOCOL = "MM_EDGE_PROXY_PROTOCOL", "listen.proxy_protocol", "off",
         "on = every connection to the HTTPS and HTTP listeners must begin with a PROXY protocol v1 or v2 header (AWS NLB, HAProxy in TCP mode...) from one of MM_EDGE_TRUSTED_PROXIES; its source address is the client. Connections without one are closed.";
     UPSTREAMS = "MM_EDGE_UPSTREAMS", "upstream.servers", "http://127.0.0.1:8065",
-        "Mattermost server URLs, space- or comma-separated; several are used round-robin.";
+        "Mattermost server URLs, space- or comma-separated; with several, each request goes to the healthy one with the fewest requests and WebSocket tunnels open.";
     UPSTREAM_TIMEOUT = "MM_EDGE_UPSTREAM_TIMEOUT", "upstream.timeout", "600s",
         "How long to wait for Mattermost's response headers before answering 504.";
     UPSTREAM_CONNECT_TIMEOUT = "MM_EDGE_UPSTREAM_CONNECT_TIMEOUT", "upstream.connect_timeout", "10s",
@@ -114,6 +114,12 @@ settings! {
         "With several servers: how long one that refused a connection is skipped (its request got 502).";
     UPSTREAM_MAX_CONNECTIONS = "MM_EDGE_UPSTREAM_MAX_CONNECTIONS", "upstream.max_connections", "4096",
         "Most connections to each Mattermost server (WebSocket tunnels included); a request beyond waits up to the connect timeout, then gets 503 with Retry-After.";
+    UPSTREAM_HEALTH_INTERVAL = "MM_EDGE_UPSTREAM_HEALTH_INTERVAL", "upstream.health_interval", "5s",
+        "Each Mattermost server is checked with GET /api/v4/system/ping this often (a check has as long to answer); 0 = no active checks, only refused connections mark a server down.";
+    UPSTREAM_HEALTH_FAILS = "MM_EDGE_UPSTREAM_HEALTH_FAILS", "upstream.health_fails", "2",
+        "Failed health checks in a row that mark a server down: it gets no new requests (when all are down, all are still tried).";
+    UPSTREAM_HEALTH_PASSES = "MM_EDGE_UPSTREAM_HEALTH_PASSES", "upstream.health_passes", "2",
+        "Passed health checks in a row that bring a server that was down back.";
     MAX_BODY = "MM_EDGE_MAX_BODY", "proxy.max_body", "110M",
         "Largest request body (K, M, G suffixes, powers of 1024); larger ones get 413. Default fits a 100 MiB upload.";
     WORKERS = "MM_EDGE_WORKERS", "server.workers", "0",

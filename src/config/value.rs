@@ -25,7 +25,7 @@ pub use acme::{
 };
 pub use flags::{Bool, OnOff};
 pub use limits::{Ipv6Prefix, LoginBurst, LoginRate, Rate, RedisUrl};
-pub use upstream::{Servers, UpstreamServer};
+pub use upstream::{Checks, Servers, UpstreamServer};
 
 /// A kind of setting value.
 pub trait Kind {

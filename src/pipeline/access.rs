@@ -44,21 +44,31 @@ pub struct Observer {
     upstreams: Vec<String>,
     /// The same, escaped once for the JSON lines.
     upstreams_json: Vec<Vec<u8>>,
+    /// Set from each request's outcome when no active health checks run (they set it then).
     upstream_up: Vec<Gauge>,
 }
 
 impl Observer {
-    /// Writes lines to `log` in `format`; counts into `metrics` when on.
+    /// Writes lines to `log` in `format`; counts into `metrics` when on. With `passive_up`
+    /// (no active health checks), `mm_edge_upstream_up` follows the requests' outcomes.
     pub fn new(
         log: AccessLog,
         format: AccessLogFormat,
         metrics: Option<Arc<Metrics>>,
         upstreams: Vec<String>,
+        passive_up: bool,
     ) -> Self {
         let upstream_up = match &metrics {
             Some(m) => upstreams.iter().map(|u| m.upstream_up(u)).collect(),
             None => Vec::new(),
         };
+        if !passive_up {
+            // The health checks own the gauge; it starts up, as the servers do.
+            for g in &upstream_up {
+                g.set(1);
+            }
+        }
+        let upstream_up = if passive_up { upstream_up } else { Vec::new() };
         Self {
             log,
             format,

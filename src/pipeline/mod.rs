@@ -155,6 +155,11 @@ impl<B> Pipeline<B> {
     pub fn edge(&self) -> &Edge {
         &self.edge
     }
+
+    /// The Mattermost servers' health (the checker and the metrics use it).
+    pub fn upstream_health(&self) -> &Arc<crate::upstream::health::Health> {
+        self.forward.health()
+    }
 }
 
 impl<B> Pipeline<B>
@@ -246,7 +251,9 @@ where
             .forward
             .prepare(conn, ctx.client_ip, ctx.via_trusted_proxy, req);
         ctx.bytes_in = prepared.bytes_in;
-        let mut resp = self.forward.send(server, prepared.request).await?;
+        let (server, sent) = self.forward.send(server, prepared.request).await;
+        ctx.upstream = u16::try_from(server).ok();
+        let mut resp = sent?;
         ctx.upstream_us = Some(u32::try_from(ctx.start.elapsed().as_micros()).unwrap_or(u32::MAX));
         ctx.outcome = Outcome::Proxied;
         let tunnel = match prepared.client_upgrade {

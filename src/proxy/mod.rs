@@ -74,6 +74,11 @@ impl<B> Forwarder<B> {
         self.upstreams.name(i)
     }
 
+    /// The servers' health.
+    pub fn health(&self) -> &Arc<crate::upstream::health::Health> {
+        self.upstreams.health()
+    }
+
     /// The request as Mattermost gets it: hop-by-hop headers removed (a WebSocket upgrade's
     /// `Upgrade` kept), the forwarding headers set for `client_ip` (a client's `Forwarded`
     /// kept only from a trusted proxy), `Host` from the target's authority when it has one
@@ -153,18 +158,25 @@ where
     RequestBody<B>: Default,
     B::Error: Into<BoxError>,
 {
-    /// Sends a prepared request to server `i`, waiting up to the upstream timeout for the
-    /// response head. A failure is classified: the client's body (too large, malformed, client
-    /// gone), an unreachable server (marked failed), or a server that closed without answering.
+    /// Sends a prepared request to server `i` (or another, when none of it could be sent to
+    /// `i`), waiting up to the upstream timeout for the response head; returns the server that
+    /// answered or failed. A failure is classified: the client's body (too large, malformed,
+    /// client gone), an unreachable server (marked failed), or a server that closed without
+    /// answering.
     pub async fn send(
         &self,
         i: usize,
         req: Request<RequestBody<B>>,
-    ) -> Result<UpstreamResponse<B>, EdgeError> {
+    ) -> (usize, Result<UpstreamResponse<B>, EdgeError>) {
+        let sent = tokio::time::timeout(self.timeout, self.upstreams.send(i, req)).await;
+        let i = match &sent {
+            Ok((j, _)) => *j,
+            Err(_) => i,
+        };
         let server = || self.upstreams.name(i).to_string();
-        match tokio::time::timeout(self.timeout, self.upstreams.send(i, req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(self.classify(i, &e, server)),
+        let result = match sent {
+            Ok((_, Ok(resp))) => Ok(resp),
+            Ok((_, Err(e))) => Err(self.classify(i, &e, server)),
             Err(_) => {
                 warn!(upstream = %server(), timeout = ?self.timeout, status = 504, "upstream timed out");
                 Err(EdgeError::UpstreamTimeout {
@@ -172,7 +184,8 @@ where
                     timeout: self.timeout,
                 })
             }
-        }
+        };
+        (i, result)
     }
 
     fn classify(&self, i: usize, e: &UpstreamError, server: impl Fn() -> String) -> EdgeError {

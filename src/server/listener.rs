@@ -42,9 +42,9 @@ pub struct Spec {
 }
 
 /// The listeners the settings ask for: HTTPS (when TLS is terminated here), HTTP, and the
-/// metrics listener when configured. With `MM_EDGE_PROXY_PROTOCOL` on, connections to the
-/// HTTPS and HTTP listeners begin with a PROXY header; the metrics listener is never behind the
-/// load balancer, so its connections never do.
+/// metrics listener when configured. With the PROXY protocol on (`listen.proxy_protocol`),
+/// connections to the HTTPS and HTTP listeners begin with a PROXY header; the metrics listener
+/// is never behind the load balancer, so its connections never do.
 pub fn specs(settings: &Settings, tls: Option<Arc<rustls::ServerConfig>>) -> Vec<Spec> {
     let mut out = Vec::with_capacity(2);
     let proxy_header = settings

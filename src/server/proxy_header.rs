@@ -6,8 +6,8 @@
 //! The header is read before anything else (the TLS handshake on the HTTPS listener), and
 //! exactly up to its end: the socket is peeked, and only the header's own bytes are consumed,
 //! so what follows (a TLS ClientHello, an HTTP request) stays in the socket for the connection.
-//! Headers are believed only from `MM_EDGE_TRUSTED_PROXIES`; a connection from anyone else, or
-//! without a valid header, is closed.
+//! Headers are believed only from the trusted proxies (`client_ip.trusted_proxies`); a
+//! connection from anyone else, or without a valid header, is closed.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

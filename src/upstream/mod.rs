@@ -1,30 +1,33 @@
-//! Mattermost servers: a keep-alive connection pool per server ([`pool`]), round-robin choice
-//! between servers, and passive health: a server that refuses a connection is skipped for a while.
+//! Mattermost servers: a keep-alive connection pool per server ([`pool`]), their health
+//! ([`health`]: active checks and refused connections), and the choice between them: each
+//! request goes to the usable server with the fewest requests in flight and WebSocket tunnels
+//! open (ties in turn), so a restarted server takes its share back as clients reconnect. A
+//! request none of which could be sent (the connection was refused or failed) goes once to
+//! another server, whatever its method.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{Request, Response};
 use hyper::body::Body;
+use tracing::warn;
 
 use crate::body::BoxError;
 use crate::config::Upstream;
 
+pub mod health;
 pub mod pool;
 
+use health::Health;
 use pool::ServerPool;
-pub use pool::{ConnPermit, PooledBody, UpstreamError};
+pub use pool::{ConnPermit, PooledBody, SendError, UpstreamError};
 
 /// The Mattermost servers; `B` is the request body type sent to them.
 #[derive(Debug)]
 pub struct Upstreams<B> {
     /// Each server as configured (`http://host:port`), for messages.
     names: Vec<String>,
-    /// Per server: milliseconds since `epoch` until which it is skipped (0: healthy).
-    down_until: Vec<AtomicU64>,
-    epoch: Instant,
-    fail_timeout_ms: u64,
+    health: Arc<Health>,
     next: AtomicUsize,
     pools: Vec<Arc<ServerPool<B>>>,
 }
@@ -46,27 +49,46 @@ impl<B> Upstreams<B> {
             .collect();
         Self {
             names: cfg.servers.iter().map(ToString::to_string).collect(),
-            down_until: cfg.servers.iter().map(|_| AtomicU64::new(0)).collect(),
-            epoch: Instant::now(),
-            fail_timeout_ms: u64::try_from(cfg.fail_timeout.as_millis()).unwrap_or(u64::MAX),
+            health: Arc::new(Health::new(cfg.servers.len(), cfg.fail_timeout)),
             next: AtomicUsize::new(0),
             pools,
         }
     }
 
-    /// The next server, round-robin (a relaxed counter: no lock), skipping servers that refused
-    /// a connection within the fail timeout; when all did, the next one is tried anyway.
+    /// The servers' health (the checker updates it; metrics watch it).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// The server for the next request: the usable one with the fewest requests and tunnels
+    /// (no lock: relaxed loads; ties go round-robin); when none is usable, the next in turn.
     pub fn pick(&self) -> usize {
+        self.pick_other(usize::MAX)
+    }
+
+    /// As [`Upstreams::pick`], never `not` while there is another server.
+    fn pick_other(&self, not: usize) -> usize {
         let n = self.names.len();
         if n == 1 {
             return 0;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let now = self.now_ms();
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| self.down_until[i].load(Ordering::Relaxed) <= now)
-            .unwrap_or(start)
+        let now = self.health.now_ms();
+        let mut best: Option<(usize, usize)> = None;
+        for i in (0..n).map(|k| (start + k) % n).filter(|&i| i != not) {
+            if !self.health.usable(i, now) {
+                continue;
+            }
+            let load = self.pools[i].in_use();
+            if best.is_none_or(|(_, l)| load < l) {
+                best = Some((i, load));
+            }
+        }
+        match best {
+            Some((i, _)) => i,
+            None if start == not => (start + 1) % n,
+            None => start,
+        }
     }
 
     /// Server `i` as configured (`http://host:port`).
@@ -74,20 +96,9 @@ impl<B> Upstreams<B> {
         self.names.get(i).map_or("?", String::as_str)
     }
 
-    /// Records that server `i` could not be connected to: others take its requests for the fail
-    /// timeout (like nginx's `fail_timeout`). With a single server there is nowhere else to go,
-    /// so nothing changes.
+    /// Records that server `i` could not be connected to (see [`Health::mark_failed`]).
     pub fn mark_failed(&self, i: usize) {
-        if self.names.len() > 1 {
-            let until = self.now_ms().saturating_add(self.fail_timeout_ms);
-            if let Some(d) = self.down_until.get(i) {
-                d.store(until, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.health.mark_failed(i);
     }
 }
 
@@ -97,12 +108,28 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    /// Sends a request (origin-form URI, Host set) to server `i` over a pooled connection.
+    /// Sends a request (origin-form URI, Host set) to server `i` over a pooled connection; a
+    /// request none of which reached `i` because it refused or failed the connection goes once
+    /// to another server. Returns the server that answered, or the one that failed last.
     pub async fn send(
         &self,
         i: usize,
         req: Request<B>,
-    ) -> Result<Response<PooledBody<B>>, UpstreamError> {
-        self.pools[i].send(req).await
+    ) -> (usize, Result<Response<PooledBody<B>>, UpstreamError>) {
+        match self.pools[i].send(req).await {
+            Ok(resp) => (i, Ok(resp)),
+            Err(SendError {
+                error,
+                unsent: Some(req),
+            }) if self.names.len() > 1 && !matches!(error, UpstreamError::Busy(_)) => {
+                if error.is_connect() {
+                    self.health.mark_failed(i);
+                }
+                let j = self.pick_other(i);
+                warn!(upstream = %self.name(i), error = %error, retry = %self.name(j), "request not sent to Mattermost; sending it to another server");
+                (j, self.pools[j].send(req).await.map_err(|e| e.error))
+            }
+            Err(e) => (i, Err(e.error)),
+        }
     }
 }

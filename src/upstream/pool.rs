@@ -57,6 +57,24 @@ pub enum UpstreamError {
     Http(#[from] hyper::Error),
 }
 
+/// A failed send, with the request when none of it was sent (it may go to another server).
+#[derive(Debug)]
+pub struct SendError<B> {
+    /// What failed.
+    pub error: UpstreamError,
+    /// The request, when no byte of it reached the server.
+    pub unsent: Option<Request<B>>,
+}
+
+impl<B> SendError<B> {
+    fn sent(error: impl Into<UpstreamError>) -> Self {
+        Self {
+            error: error.into(),
+            unsent: None,
+        }
+    }
+}
+
 impl UpstreamError {
     /// Whether the server could not be reached at all (safe to mark it down).
     pub fn is_connect(&self) -> bool {
@@ -86,6 +104,8 @@ pub struct ServerPool<B> {
     /// Requests waiting for a permit: connections coming back then close instead of idling.
     waiting: AtomicUsize,
     idle: Mutex<VecDeque<(Conn<B>, Instant)>>,
+    /// `idle.len()`, readable without the lock (for balancing).
+    idle_len: AtomicUsize,
     /// Whether the task closing expired idle connections runs (started by the first connect).
     reaper: AtomicBool,
 }
@@ -107,6 +127,7 @@ impl<B> ServerPool<B> {
             permits: Arc::new(Semaphore::new(max_connections)),
             waiting: AtomicUsize::new(0),
             idle: Mutex::new(VecDeque::new()),
+            idle_len: AtomicUsize::new(0),
             reaper: AtomicBool::new(false),
         }
     }
@@ -116,14 +137,25 @@ impl<B> ServerPool<B> {
         self.max_connections - self.permits.available_permits()
     }
 
+    /// Requests in flight and WebSocket tunnels open now (a connection carries one at a time,
+    /// so these are the connections not idle, the ones being opened included). Two relaxed
+    /// loads: a balancing hint, not an exact count.
+    pub fn in_use(&self) -> usize {
+        self.open_connections()
+            .saturating_sub(self.idle_len.load(Ordering::Relaxed))
+    }
+
     fn take_idle(&self) -> Option<Conn<B>> {
         let mut idle = self.idle.lock();
+        let mut found = None;
         while let Some((conn, since)) = idle.pop_back() {
             if !conn.sender.is_closed() && since.elapsed() < self.idle_timeout {
-                return Some(conn);
+                found = Some(conn);
+                break;
             }
         }
-        None
+        self.idle_len.store(idle.len(), Ordering::Relaxed);
+        found
     }
 
     /// Closes the idle connections older than the idle timeout, and the oldest beyond `keep`
@@ -148,6 +180,7 @@ impl<B> ServerPool<B> {
         // Room for this one within the bound.
         self.close_expired(&mut idle, now, MAX_IDLE - 1);
         idle.push_back((conn, now));
+        self.idle_len.store(idle.len(), Ordering::Relaxed);
     }
 }
 
@@ -158,11 +191,12 @@ where
     B::Error: Into<BoxError>,
 {
     /// Sends `req` (origin-form URI, Host set) on an idle connection or a new one; see the
-    /// module documentation for when it is sent a second time.
+    /// module documentation for when it is sent a second time. A request none of which was
+    /// sent comes back with the error.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<B>,
-    ) -> Result<Response<PooledBody<B>>, UpstreamError>
+    ) -> Result<Response<PooledBody<B>>, SendError<B>>
     where
         B: Default,
     {
@@ -170,13 +204,24 @@ where
         loop {
             let (mut conn, reused) = match self.take_idle() {
                 Some(c) => (c, true),
-                None => (self.connect().await?, false),
+                None => match self.connect().await {
+                    Ok(c) => (c, false),
+                    Err(error) => {
+                        return Err(SendError {
+                            error,
+                            unsent: Some(req),
+                        })
+                    }
+                },
             };
             if let Err(e) = conn.sender.ready().await {
                 if reused {
                     continue;
                 }
-                return Err(e.into());
+                return Err(SendError {
+                    error: e.into(),
+                    unsent: Some(req),
+                });
             }
             // A repeat costs a copy of the head, made only where a repeat can happen.
             let again = (reused && !retried && repeatable(&req)).then(|| head_of(&req));
@@ -197,7 +242,10 @@ where
                             req = unsent;
                             continue;
                         }
-                        return Err(e.into_error().into());
+                        return Err(SendError {
+                            error: e.into_error().into(),
+                            unsent: Some(unsent),
+                        });
                     }
                     let err = e.into_error();
                     match again {
@@ -206,7 +254,7 @@ where
                             retried = true;
                             req = head.with_body(B::default());
                         }
-                        _ => return Err(err.into()),
+                        _ => return Err(SendError::sent(err)),
                     }
                 }
             }
@@ -282,6 +330,7 @@ async fn reap<B>(pool: Weak<ServerPool<B>>) {
         let Some(pool) = pool.upgrade() else { return };
         let mut idle = pool.idle.lock();
         pool.close_expired(&mut idle, Instant::now(), MAX_IDLE);
+        pool.idle_len.store(idle.len(), Ordering::Relaxed);
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Backend {
 }
 
 struct State {
+    /// The status `/api/v4/system/ping` answers (200; 500 plays a server whose database is down).
+    ping_status: std::sync::atomic::AtomicU16,
     requests: AtomicUsize,
     connections: AtomicUsize,
     /// Connections that have ended.
@@ -65,6 +67,7 @@ impl Backend {
         let (held_tx, held_rx) = mpsc::unbounded_channel();
         let (release, _) = watch::channel(false);
         let state = Arc::new(State {
+            ping_status: std::sync::atomic::AtomicU16::new(200),
             requests: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             closed: AtomicUsize::new(0),
@@ -186,6 +189,11 @@ impl Backend {
             .expect("channel open");
     }
 
+    /// Makes `/api/v4/system/ping` answer `status` (other paths answer as before).
+    pub fn set_ping_status(&self, status: u16) {
+        self.state.ping_status.store(status, Ordering::SeqCst);
+    }
+
     /// Lets every held request answer.
     pub fn release(&self) {
         let _ = self.state.release.send(true);
@@ -242,7 +250,12 @@ async fn route(st: Arc<State>, mut req: Request<Incoming>) -> Response<Body> {
     st.changed.notify_waiters();
     let path = req.uri().path().to_string();
     match path.as_str() {
-        "/api/v4/system/ping" => json(serde_json::json!({"status": "OK"})),
+        "/api/v4/system/ping" => {
+            let mut r = json(serde_json::json!({"status": "OK"}));
+            *r.status_mut() = StatusCode::from_u16(st.ping_status.load(Ordering::SeqCst))
+                .unwrap_or(StatusCode::OK);
+            r
+        }
         // Mattermost's sign-in: a password containing "wrong" is refused as Mattermost refuses
         // one (401 and its error shape), any other succeeds with a session token.
         "/api/v4/users/login" if req.method() == hyper::Method::POST => {

@@ -224,6 +224,9 @@ impl Edge {
             .env("MM_EDGE_STATE_DIR", dir.to_str().expect("utf-8 temp path"))
             .env("MM_EDGE_UPSTREAMS", upstream)
             .env("MM_EDGE_LOG", "info")
+            // The fake counts connections and requests exactly; checks would add to both.
+            // tests/upstreams.rs turns them on.
+            .env("MM_EDGE_UPSTREAM_HEALTH_INTERVAL", "0")
     }
 
     /// Starts an edge in front of `backend` with defaults plus `env`.
@@ -276,13 +279,21 @@ impl Edge {
 
     /// Blocks until the log holds `needle` (woken by each new line; [`PATIENCE`] bounds a failure).
     pub fn wait_for_log(&self, needle: &str) {
+        self.wait_for_log_count(needle, 1);
+    }
+
+    /// Waits until the log shows `needle` at least `n` times (failing after [`PATIENCE`]).
+    pub fn wait_for_log_count(&self, needle: &str, n: usize) {
         let text = self.log.text.lock().expect("log lock");
         let (text, timeout) = self
             .log
             .grew
-            .wait_timeout_while(text, PATIENCE, |t| !t.contains(needle))
+            .wait_timeout_while(text, PATIENCE, |t| t.matches(needle).count() < n)
             .expect("log lock");
-        assert!(!timeout.timed_out(), "log never showed {needle:?}:\n{text}");
+        assert!(
+            !timeout.timed_out(),
+            "log never showed {needle:?} {n} times:\n{text}"
+        );
     }
 
     /// The generated self-signed certificate (PEM).
@@ -525,13 +536,18 @@ where
 /// A system tool from PATH, or `None` (after saying so) when it is missing outside CI; under
 /// `CI=true` a missing tool fails the test (`.ci/run` installs it).
 pub fn tool(name: &str) -> Option<PathBuf> {
+    tool_from(name, &format!("apt-get install {name}"))
+}
+
+/// [`tool`] for one that another installer brings (`install`: how, for the message).
+pub fn tool_from(name: &str, install: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(name))
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        let msg = format!("{name} is not installed (apt-get install {name})");
+        let msg = format!("{name} is not installed ({install})");
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "{msg}; CI=true, so this test cannot be skipped"

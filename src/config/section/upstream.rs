@@ -1,19 +1,20 @@
 //! `[upstream]`: the Mattermost servers and how to talk to them.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::super::layers::Resolver;
 use super::super::spec;
-use super::super::value::{Connections, Dur, PositiveDur, Servers, UpstreamServer};
+use super::super::value::{Checks, Connections, Dur, PositiveDur, Servers, UpstreamServer};
 use super::super::ConfigError;
 use super::F;
 
 /// Mattermost servers and how to talk to them.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    /// Servers, used round-robin.
+    /// Servers; the least busy healthy one takes each request.
     pub servers: Vec<UpstreamServer>,
     /// Wait for response headers.
     pub timeout: Duration,
@@ -25,6 +26,12 @@ pub struct Upstream {
     pub fail_timeout: Duration,
     /// Most connections to each server.
     pub max_connections: usize,
+    /// Active health check period; zero = no active checks.
+    pub health_interval: Duration,
+    /// Failed checks in a row that mark a server down.
+    pub health_fails: NonZeroU32,
+    /// Passed checks in a row that bring it back.
+    pub health_passes: NonZeroU32,
 }
 
 /// `[upstream]` in the TOML file.
@@ -37,6 +44,9 @@ pub struct File {
     idle_timeout: F<PositiveDur>,
     fail_timeout: F<Dur>,
     max_connections: F<Connections>,
+    health_interval: F<Dur>,
+    health_fails: F<Checks>,
+    health_passes: F<Checks>,
 }
 
 impl Upstream {
@@ -51,6 +61,9 @@ impl Upstream {
             max_connections: r
                 .take(&spec::UPSTREAM_MAX_CONNECTIONS, file.max_connections)?
                 .get(),
+            health_interval: r.take(&spec::UPSTREAM_HEALTH_INTERVAL, file.health_interval)?,
+            health_fails: r.take(&spec::UPSTREAM_HEALTH_FAILS, file.health_fails)?,
+            health_passes: r.take(&spec::UPSTREAM_HEALTH_PASSES, file.health_passes)?,
         })
     }
 }
