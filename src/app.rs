@@ -150,11 +150,11 @@ fn check(settings: &Settings, upload: &UploadLimit) -> ExitCode {
             Source::File(p, line) => format!("file {} line {line}", p.display()),
             Source::Cli => format!("flag --{}", raw.setting.flag()),
         };
-        if raw.setting.is_secret() && !raw.value.is_empty() {
-            println!("{} = \"<redacted>\"  # {from}", raw.setting.key);
-        } else {
-            println!("{} = {:?}  # {from}", raw.setting.key, raw.value);
-        }
+        println!(
+            "{} = {:?}  # {from}",
+            raw.setting.key,
+            raw.setting.shown(&raw.value)
+        );
     }
     println!("# acme: {acme}");
     if let Some(cert) = tls::acme::state::State::new(&settings.state_dir).read_cert() {
@@ -371,6 +371,13 @@ async fn run(mut settings: Settings) -> ExitCode {
         }),
         Err(e) => return config_error(e),
     };
+    let (fallbacks, redis_up) = metrics.as_ref().map_or_else(Default::default, |m| {
+        (
+            m.rate_limit_redis_fallbacks.clone(),
+            m.rate_limit_redis_up.clone(),
+        )
+    });
+    pipeline.edge().connect_shared(fallbacks, redis_up);
     if !settings.upstream.health_interval.is_zero() {
         let health = pipeline.upstream_health().clone();
         if let Some(m) = &metrics {

@@ -11,7 +11,7 @@ mod common;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use common::{browser, Backend, Edge};
+use common::{browser, sign_in, Backend, Edge};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 
@@ -23,16 +23,6 @@ fn client_from(edge: &Edge, source: &str) -> Client {
         .local_address(ip)
         .build()
         .expect("client")
-}
-
-async fn sign_in(client: &Client, edge: &Edge, path: &str, password: &str) -> reqwest::Response {
-    client
-        .post(edge.url(path))
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"login_id":"alice","password":"{password}"}}"#))
-        .send()
-        .await
-        .expect("request")
 }
 
 /// Limits of the login tests: 3 failures in a row, then one per hour; the general limit off.

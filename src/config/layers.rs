@@ -46,19 +46,14 @@ impl Raw {
 impl fmt::Display for Raw {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.setting;
+        let value = s.shown(&self.value);
         match &self.source {
-            Source::Default => write!(f, "{} (default {:?})", s.env, self.value),
-            Source::Env => write!(f, "{}={}", s.env, self.value),
+            Source::Default => write!(f, "{} (default {:?})", s.env, value),
+            Source::Env => write!(f, "{}={}", s.env, value),
             Source::File(p, line) => {
-                write!(
-                    f,
-                    "{} = {} in {} line {line}",
-                    s.key,
-                    self.value,
-                    p.display()
-                )
+                write!(f, "{} = {} in {} line {line}", s.key, value, p.display())
             }
-            Source::Cli => write!(f, "--{} {}", s.flag(), self.value),
+            Source::Cli => write!(f, "--{} {}", s.flag(), value),
         }
     }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub use layers::{Layers, Raw, Source};
 pub use section::{
     Acme, CertSource, ClientIp, Cors, Listen, Log, LoginLimit, Mattermost, Metrics, Proxy,
-    RateLimit, Server, Site, Tls, Upstream, UPLOAD_OVERHEAD,
+    RateLimit, Redis, Server, Site, Tls, Upstream, UPLOAD_OVERHEAD,
 };
 pub use spec::{Setting, SETTINGS};
 pub use value::{

@@ -26,7 +26,19 @@ impl Setting {
 
     /// Whether the value is a secret (`mm-edge check` prints it redacted).
     pub fn is_secret(&self) -> bool {
-        self.key == ACME_EAB_HMAC_KEY.key
+        self.key == ACME_EAB_HMAC_KEY.key || self.key == RATE_LIMIT_REDIS_PASSWORD.key
+    }
+
+    /// `value` as `mm-edge check` and error messages show it: a secret as `<redacted>`, a
+    /// password inside the Redis URL (`redis://user:PASSWORD@host`, `?password=`) redacted.
+    pub fn shown<'a>(&self, value: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.is_secret() && !value.is_empty() {
+            "<redacted>".into()
+        } else if self.key == RATE_LIMIT_REDIS.key {
+            redact_url_password(value)
+        } else {
+            value.into()
+        }
     }
 
     /// For messages about a setting that was not given, in all three spellings:
@@ -146,6 +158,12 @@ settings! {
         "Space-separated header names whose lower-cased values are part of the rate-limit key.";
     RATE_LIMIT_IPV6_PREFIX = "MM_EDGE_RATE_LIMIT_IPV6_PREFIX", "rate_limit.ipv6_prefix", "64",
         "IPv6 clients are limited by this prefix length (a /64 is one client's network; both limits); 128 = by full address, as Mattermost does. Logs and X-Forwarded-For keep the full address.";
+    RATE_LIMIT_REDIS = "MM_EDGE_RATE_LIMIT_REDIS", "rate_limit.redis", "",
+        "Redis shared by several edges (redis://[:PASSWORD@]HOST[:PORT][/DB], rediss:// for TLS, redis+unix:///PATH): the rate and login limits count across all of them; empty = in this process only.";
+    RATE_LIMIT_REDIS_PASSWORD = "MM_EDGE_RATE_LIMIT_REDIS_PASSWORD", "rate_limit.redis_password", "",
+        "Redis password, when it is not in the URL (check prints it redacted).";
+    RATE_LIMIT_REDIS_TIMEOUT = "MM_EDGE_RATE_LIMIT_REDIS_TIMEOUT", "rate_limit.redis_timeout", "50ms",
+        "Redis slower than this (or unreachable): each edge decides with its own in-process limits, and goes back to the shared ones when Redis answers again.";
     LOGIN_LIMIT = "MM_EDGE_LOGIN_LIMIT", "login_limit.rate", "10/min",
         "Failed sign-ins per client IP, refilled at this rate (N/s, N/min or N/h), apart from the rate limit and on even when it is off; off = no login limit.";
     LOGIN_LIMIT_BURST = "MM_EDGE_LOGIN_LIMIT_BURST", "login_limit.burst", "10",
@@ -169,7 +187,74 @@ settings! {
 /// The variable naming the TOML file (the `--config` flag's environment form).
 pub const CONFIG_FILE_ENV: &str = "MM_EDGE_CONFIG";
 
+/// A URL with the password of its user info (`scheme://user:PASSWORD@`) and of a `password=`
+/// or `pass=` query parameter replaced by `<redacted>`.
+fn redact_url_password(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let mut out = format!("{scheme}://");
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            match user_info.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:<redacted>@")),
+                None => out.push_str(&format!("{user_info}@")),
+            }
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    out.push_str(path);
+    if !query.is_empty() {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k == "password" || k == "pass" => format!("{k}=<redacted>"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    if out == url {
+        url.into()
+    } else {
+        out.into()
+    }
+}
+
 /// Looks a setting up by its TOML key.
 pub fn by_key(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().copied().find(|s| s.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_passwords_are_redacted_wherever_they_are() {
+        let shown = |v| RATE_LIMIT_REDIS.shown(v).into_owned();
+        assert_eq!(shown("redis://redis:6379/0"), "redis://redis:6379/0");
+        assert_eq!(
+            shown("redis://:s3cret@redis:6379"),
+            "redis://:<redacted>@redis:6379"
+        );
+        assert_eq!(
+            shown("rediss://edge:p@ss:w@rd@redis.example/1"),
+            "rediss://edge:<redacted>@redis.example/1"
+        );
+        assert_eq!(shown("redis://user@redis"), "redis://user@redis");
+        assert_eq!(
+            shown("redis+unix:///run/redis.sock?db=1&pass=s3cret"),
+            "redis+unix:///run/redis.sock?db=1&pass=<redacted>"
+        );
+        assert_eq!(shown(""), "");
+        assert_eq!(RATE_LIMIT_REDIS_PASSWORD.shown("s3cret"), "<redacted>");
+        assert_eq!(RATE_LIMIT_REDIS_PASSWORD.shown(""), "");
+        assert_eq!(RATE_LIMIT_QPS.shown("10"), "10");
+    }
 }

@@ -232,6 +232,7 @@ fn every_declared_setting_changes_the_effective_settings() {
         ("MM_EDGE_TLS_CERT", "/c.pem"),
         ("MM_EDGE_TLS_KEY", "/k.pem"),
     ];
+    let redis: &[(&str, &str)] = &[("MM_EDGE_RATE_LIMIT_REDIS", "redis://redis:6379")];
     type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
     let values: &[Case] = &[
         ("MM_EDGE_STATE_DIR", "/srv/state", &[]),
@@ -284,6 +285,13 @@ fn every_declared_setting_changes_the_effective_settings() {
         ("MATTERMOST_RATE_LIMIT_BY_IP", "false", &[]),
         ("MATTERMOST_RATE_LIMIT_HEADERS", "X-Team", &[]),
         ("MM_EDGE_RATE_LIMIT_IPV6_PREFIX", "56", &[]),
+        (
+            "MM_EDGE_RATE_LIMIT_REDIS",
+            "redis://redis.example:6380/2",
+            &[],
+        ),
+        ("MM_EDGE_RATE_LIMIT_REDIS_PASSWORD", "s3cret", redis),
+        ("MM_EDGE_RATE_LIMIT_REDIS_TIMEOUT", "20ms", redis),
         ("MM_EDGE_LOGIN_LIMIT", "5/h", &[]),
         ("MM_EDGE_LOGIN_LIMIT_BURST", "4", &[]),
         ("MM_EDGE_LOGIN_LIMIT_SESSIONS", "400", &[]),
@@ -350,4 +358,43 @@ fn proxy_protocol_needs_trusted_proxies() {
         e.contains("MM_EDGE_PROXY_PROTOCOL=v2: expected on or off"),
         "{e}"
     );
+}
+
+#[test]
+fn redis_url_is_checked_and_its_password_never_shown() {
+    let s = load(&[]).unwrap();
+    assert!(s.rate_limit.redis.is_none(), "empty = in this process");
+    let s = load(&[
+        (
+            "MM_EDGE_RATE_LIMIT_REDIS",
+            "rediss://edge:pw@redis.example:6380/1",
+        ),
+        ("MM_EDGE_RATE_LIMIT_REDIS_TIMEOUT", "25ms"),
+    ])
+    .unwrap();
+    let redis = s.rate_limit.redis.as_ref().expect("redis set");
+    assert_eq!(redis.url, "rediss://edge:pw@redis.example:6380/1");
+    assert_eq!(redis.timeout, std::time::Duration::from_millis(25));
+    assert_eq!(redis.password, None);
+    assert!(!format!("{redis:?}").contains("pw@"), "{redis:?}");
+    let s = load(&[
+        ("MM_EDGE_RATE_LIMIT_REDIS", "redis+unix:///run/redis.sock"),
+        ("MM_EDGE_RATE_LIMIT_REDIS_PASSWORD", "s3cret"),
+    ])
+    .unwrap();
+    let redis = s.rate_limit.redis.as_ref().expect("redis set");
+    assert_eq!(redis.password.as_deref(), Some("s3cret"));
+    assert!(!format!("{redis:?}").contains("s3cret"));
+    for bad in [
+        "http://redis:6379",
+        "redis.example:6379",
+        "redis://:pw@redis:notaport",
+    ] {
+        let e = err(&[("MM_EDGE_RATE_LIMIT_REDIS", bad)]);
+        assert!(e.contains("MM_EDGE_RATE_LIMIT_REDIS="), "{e}");
+        assert!(e.contains("expected redis://"), "{e}");
+        assert!(!e.contains(":pw@"), "the password is not shown: {e}");
+    }
+    let e = err(&[("MM_EDGE_RATE_LIMIT_REDIS_TIMEOUT", "0")]);
+    assert!(e.contains("MM_EDGE_RATE_LIMIT_REDIS_TIMEOUT=0"), "{e}");
 }

@@ -24,7 +24,7 @@ pub use acme::{
     decode_hmac, AcmeChallenge, AcmeDirectory, AcmeMode, Email, LETSENCRYPT, LETSENCRYPT_STAGING,
 };
 pub use flags::{Bool, OnOff};
-pub use limits::{Ipv6Prefix, LoginBurst, LoginRate, Rate};
+pub use limits::{Ipv6Prefix, LoginBurst, LoginRate, Rate, RedisUrl};
 pub use upstream::{Checks, Servers, UpstreamServer};
 
 /// A kind of setting value.

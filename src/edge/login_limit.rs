@@ -12,6 +12,10 @@
 //! bound). An attempt takes its cell when it is let through and gives it back when the answer is
 //! not a failure ([`LoginLimiter::settle`]), so guesses sent in parallel cannot exceed the burst;
 //! an attempt whose client went away before Mattermost answered keeps its cost.
+//!
+//! With a shared Redis (`rate_limit.redis`), admitting is the same atomic check-and-take in Redis
+//! as the rate limit's, and the refund an atomic give-back there, so failures on one edge count
+//! on every other; while Redis fails, this edge's own buckets decide (and take the refund).
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -23,6 +27,7 @@ use governor::state::StateStore;
 use http::{Method, StatusCode};
 
 use super::rate_limit::{client_octets, BucketKey, ShardedLruStore};
+use super::shared::{SharedBuckets, Step, LOGIN_PREFIX};
 use crate::config::{LoginLimit, Rate};
 
 /// The sign-in endpoints (`POST` only): password, MFA, account switch, password reset and
@@ -89,7 +94,11 @@ fn percent_decode<'a>(path: &[u8], buf: &'a mut [u8]) -> Option<&'a [u8]> {
 /// A sign-in attempt let through: its cell is taken until [`LoginLimiter::settle`] says whether
 /// it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attempt(BucketKey);
+pub struct Attempt {
+    key: BucketKey,
+    /// Taken in the shared Redis (else in this process).
+    shared: bool,
+}
 
 /// The failed-sign-in buckets, built once from `[login_limit]`. `C` is the time source (tests
 /// use a fake clock).
@@ -103,6 +112,8 @@ pub struct LoginLimiter<C: Clock = QuantaClock> {
     interval_ns: u64,
     /// `interval_ns * (burst - 1)`: how far ahead the bucket may be and still let one through.
     tolerance_ns: u64,
+    /// The Redis the buckets are shared through, if any.
+    shared: Option<SharedBuckets>,
 }
 
 impl LoginLimiter {
@@ -128,7 +139,14 @@ impl<C: Clock> LoginLimiter<C> {
             ipv6_prefix,
             interval_ns,
             tolerance_ns: interval_ns.saturating_mul(u64::from(cfg.burst.get() - 1)),
+            shared: None,
         }
+    }
+
+    /// The same limiter with its buckets in `shared` (this process's while Redis fails).
+    pub fn with_shared(mut self, shared: Option<SharedBuckets>) -> Self {
+        self.shared = shared;
+        self
     }
 
     fn key(&self, ip: IpAddr) -> BucketKey {
@@ -142,8 +160,23 @@ impl<C: Clock> LoginLimiter<C> {
 
     /// Lets a sign-in attempt from `ip` through, taking one cell, or refuses it with the
     /// seconds until the next attempt would pass (at least 1).
-    pub fn admit(&self, ip: IpAddr) -> Result<Attempt, u64> {
+    pub async fn admit(&self, ip: IpAddr) -> Result<Attempt, u64> {
         let key = self.key(ip);
+        if let Some(shared) = &self.shared {
+            let mut buf = [0u8; LOGIN_PREFIX.len() + 16];
+            let redis_key = login_key(&key, &mut buf);
+            let (t, tolerance) = (self.interval_ns, self.tolerance_ns);
+            match shared.take(redis_key, key.digest(), t, tolerance).await {
+                Some(Step::Taken { .. }) => return Ok(Attempt { key, shared: true }),
+                Some(Step::Refused { wait_ns }) => return Err(retry_after(wait_ns)),
+                None => {}
+            }
+        }
+        self.admit_local(key)
+    }
+
+    /// [`LoginLimiter::admit`] in this process's buckets.
+    fn admit_local(&self, key: BucketKey) -> Result<Attempt, u64> {
         let now = self.now_ns();
         let (t, tolerance) = (self.interval_ns, self.tolerance_ns);
         self.store
@@ -151,25 +184,39 @@ impl<C: Clock> LoginLimiter<C> {
                 let tat = tat.map_or(now, u64::from).max(now);
                 let ahead = tat - now;
                 if ahead > tolerance {
-                    Err((ahead - tolerance).div_ceil(NANOS_PER_SEC).max(1))
+                    Err(retry_after(ahead - tolerance))
                 } else {
                     Ok(((), Nanos::new(tat.saturating_add(t))))
                 }
             })
-            .map(|()| Attempt(key))
+            .map(|()| Attempt { key, shared: false })
     }
 
     /// Mattermost answered an attempt with `status`: a `401` or `403` keeps its cost (returns
-    /// true: a failed sign-in); anything else gives the cell back.
-    pub fn settle(&self, attempt: Attempt, status: StatusCode) -> bool {
+    /// true: a failed sign-in); anything else gives the cell back, where it was taken (a refund
+    /// Redis does not answer in time is lost: that attempt keeps its cost).
+    pub async fn settle(&self, attempt: Attempt, status: StatusCode) -> bool {
         if is_failure(status) {
             return true;
         }
-        let t = self.interval_ns;
-        let _: Result<(), ()> = self.store.measure_and_replace(&attempt.0, |tat| match tat {
-            Some(tat) => Ok(((), Nanos::new(u64::from(tat).saturating_sub(t)))),
-            None => Err(()),
-        });
+        match (&self.shared, attempt.shared) {
+            (Some(shared), true) => {
+                let mut buf = [0u8; LOGIN_PREFIX.len() + 16];
+                let redis_key = login_key(&attempt.key, &mut buf);
+                shared
+                    .give_back(redis_key, attempt.key.digest(), self.interval_ns)
+                    .await;
+            }
+            _ => {
+                let t = self.interval_ns;
+                let _: Result<(), ()> =
+                    self.store
+                        .measure_and_replace(&attempt.key, |tat| match tat {
+                            Some(tat) => Ok(((), Nanos::new(u64::from(tat).saturating_sub(t)))),
+                            None => Err(()),
+                        });
+            }
+        }
         false
     }
 
@@ -187,6 +234,19 @@ pub fn is_failure(status: StatusCode) -> bool {
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
+/// Whole seconds until an attempt would pass, rounded up, at least 1.
+fn retry_after(wait_ns: u64) -> u64 {
+    wait_ns.div_ceil(NANOS_PER_SEC).max(1)
+}
+
+/// The Redis key of a client network: the prefix and its 16 octets (the same on every edge).
+fn login_key<'a>(key: &BucketKey, buf: &'a mut [u8; LOGIN_PREFIX.len() + 16]) -> &'a [u8] {
+    let (prefix, octets) = buf.split_at_mut(LOGIN_PREFIX.len());
+    prefix.copy_from_slice(LOGIN_PREFIX);
+    octets.copy_from_slice(key.ip());
+    &buf[..]
+}
+
 impl<C: Clock> fmt::Debug for LoginLimiter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginLimiter")
@@ -200,6 +260,7 @@ impl<C: Clock> fmt::Debug for LoginLimiter<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
     use governor::clock::FakeRelativeClock;
     use std::num::{NonZeroU32, NonZeroUsize};
     use std::time::Duration;
@@ -229,9 +290,26 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The local limiter never waits: its futures are ready at once.
+    trait Now {
+        fn admit_now(&self, ip: IpAddr) -> Result<Attempt, u64>;
+        fn settle_now(&self, attempt: Attempt, status: StatusCode) -> bool;
+    }
+
+    impl Now for LoginLimiter<FakeRelativeClock> {
+        fn admit_now(&self, ip: IpAddr) -> Result<Attempt, u64> {
+            self.admit(ip).now_or_never().expect("local: ready")
+        }
+        fn settle_now(&self, attempt: Attempt, status: StatusCode) -> bool {
+            self.settle(attempt, status)
+                .now_or_never()
+                .expect("local: ready")
+        }
+    }
+
     fn fail(l: &LoginLimiter<FakeRelativeClock>, from: &str) -> Result<(), u64> {
-        let a = l.admit(ip(from))?;
-        assert!(l.settle(a, StatusCode::UNAUTHORIZED));
+        let a = l.admit_now(ip(from))?;
+        assert!(l.settle_now(a, StatusCode::UNAUTHORIZED));
         Ok(())
     }
 
@@ -242,14 +320,14 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(fail(&l, "192.0.2.1"), Ok(()));
         }
-        assert_eq!(l.admit(ip("192.0.2.1")), Err(20));
+        assert_eq!(l.admit_now(ip("192.0.2.1")), Err(20));
         // Another network is not affected.
         assert_eq!(fail(&l, "192.0.2.2"), Ok(()));
         clock.advance(Duration::from_secs(19));
-        assert_eq!(l.admit(ip("192.0.2.1")), Err(1));
+        assert_eq!(l.admit_now(ip("192.0.2.1")), Err(1));
         clock.advance(Duration::from_secs(1));
         assert_eq!(fail(&l, "192.0.2.1"), Ok(()));
-        assert!(l.admit(ip("192.0.2.1")).is_err());
+        assert!(l.admit_now(ip("192.0.2.1")).is_err());
     }
 
     #[test]
@@ -257,44 +335,44 @@ mod tests {
         let (l, _clock) = limiter(3, 60, 3);
         for _ in 0..1000 {
             let a = l
-                .admit(ip("198.51.100.7"))
+                .admit_now(ip("198.51.100.7"))
                 .expect("a success never empties the bucket");
-            assert!(!l.settle(a, StatusCode::OK));
+            assert!(!l.settle_now(a, StatusCode::OK));
         }
         // Other answers (Mattermost down, a 400) are not failed sign-ins either.
         for status in [StatusCode::BAD_GATEWAY, StatusCode::BAD_REQUEST] {
-            let a = l.admit(ip("198.51.100.7")).unwrap();
-            assert!(!l.settle(a, status));
+            let a = l.admit_now(ip("198.51.100.7")).unwrap();
+            assert!(!l.settle_now(a, status));
         }
         for _ in 0..3 {
             assert_eq!(fail(&l, "198.51.100.7"), Ok(()));
         }
-        assert!(l.admit(ip("198.51.100.7")).is_err());
+        assert!(l.admit_now(ip("198.51.100.7")).is_err());
     }
 
     #[test]
     fn parallel_attempts_cannot_exceed_the_burst() {
         let (l, _clock) = limiter(1, 3600, 2);
-        let a = l.admit(ip("192.0.2.9")).unwrap();
-        let b = l.admit(ip("192.0.2.9")).unwrap();
+        let a = l.admit_now(ip("192.0.2.9")).unwrap();
+        let b = l.admit_now(ip("192.0.2.9")).unwrap();
         assert!(
-            l.admit(ip("192.0.2.9")).is_err(),
+            l.admit_now(ip("192.0.2.9")).is_err(),
             "two in flight hold the burst"
         );
         // One of them succeeds: its cell comes back.
-        l.settle(a, StatusCode::OK);
-        assert!(l.settle(b, StatusCode::FORBIDDEN));
-        assert!(l.admit(ip("192.0.2.9")).is_ok());
+        l.settle_now(a, StatusCode::OK);
+        assert!(l.settle_now(b, StatusCode::FORBIDDEN));
+        assert!(l.admit_now(ip("192.0.2.9")).is_ok());
     }
 
     #[test]
     fn ipv6_is_limited_by_prefix() {
         let (l, _clock) = limiter(1, 3600, 1);
         assert_eq!(fail(&l, "2001:db8:0:1::1"), Ok(()));
-        assert!(l.admit(ip("2001:db8:0:1::2")).is_err(), "same /64");
+        assert!(l.admit_now(ip("2001:db8:0:1::2")).is_err(), "same /64");
         assert_eq!(fail(&l, "2001:db8:0:2::1"), Ok(()));
         assert_eq!(fail(&l, "::ffff:192.0.2.1"), Ok(()));
-        assert!(l.admit(ip("192.0.2.1")).is_err(), "IPv4-mapped is IPv4");
+        assert!(l.admit_now(ip("192.0.2.1")).is_err(), "IPv4-mapped is IPv4");
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub struct Metrics {
     pub login_limited: Counter,
     /// Failed sign-ins (Mattermost answered 401/403) counted by the login limit.
     pub login_failures: Counter,
+    /// Limit decisions made in this process because the shared Redis failed.
+    pub rate_limit_redis_fallbacks: Counter,
+    /// Whether every connection to the shared Redis answers (1) or not (0).
+    pub rate_limit_redis_up: Gauge,
     /// Open client connections, by protocol.
     connections: Family<Labels, Gauge>,
     /// Open WebSocket tunnels.
@@ -174,6 +178,18 @@ impl Metrics {
             "Failed sign-ins (401 or 403 from Mattermost) counted by the login limit",
             login_failures.clone(),
         );
+        let rate_limit_redis_fallbacks = Counter::default();
+        registry.register(
+            "rate_limit_redis_fallbacks",
+            "Rate- and login-limit decisions made by this edge alone because the shared Redis failed or was slow",
+            rate_limit_redis_fallbacks.clone(),
+        );
+        let rate_limit_redis_up = Gauge::default();
+        registry.register(
+            "rate_limit_redis_up",
+            "Whether every connection to the shared Redis answers (1) or not (0); 0 without Redis",
+            rate_limit_redis_up.clone(),
+        );
         let connections = Family::<Labels, Gauge>::default();
         registry.register(
             "connections_open",
@@ -237,6 +253,8 @@ impl Metrics {
             rate_limited,
             login_limited,
             login_failures,
+            rate_limit_redis_fallbacks,
+            rate_limit_redis_up,
             connections,
             websocket_tunnels,
             bytes_in,

@@ -182,7 +182,7 @@ where
                 Err(e) => (self.answer(&mut finish, Answer::Error(e), style), None),
             },
         };
-        phases::settle_login(self.edge.login.as_ref(), &mut finish, resp.status());
+        phases::settle_login(self.edge.login.as_ref(), &mut finish, resp.status()).await;
         self.filters
             .apply(self.edge.cors.as_ref(), &mut finish, resp.headers_mut());
         finish.status = Some(resp.status());
@@ -226,7 +226,7 @@ where
         phases::client_ip(&self.edge.client_ip, ctx, req);
         phases::cors_preflight(self.edge.cors.as_ref(), ctx, req)?;
         phases::rate_limit(self.edge.limiter.as_ref(), ctx, req).await?;
-        phases::login_limit(self.edge.login.as_ref(), ctx, req)?;
+        phases::login_limit(self.edge.login.as_ref(), ctx, req).await?;
         phases::body_limit(self.forward.max_body(), ctx, req)?;
         Ok(())
     }

@@ -148,7 +148,7 @@ pub async fn rate_limit<S: BucketStore, B>(
 /// A sign-in attempt (`POST` to a sign-in endpoint) is refused with `429` while the client's
 /// failed-sign-in bucket is empty; otherwise it is let through holding one cell, which
 /// [`settle_login`] gives back unless Mattermost's answer says it failed.
-pub fn login_limit(
+pub async fn login_limit(
     limiter: Option<&LoginLimiter>,
     ctx: &mut RequestCtx,
     req: &Request<impl Sized>,
@@ -159,7 +159,7 @@ pub fn login_limit(
     if !login_limit::is_sign_in(req.method(), req.uri().path()) {
         return Ok(());
     }
-    match limiter.admit(ctx.client_ip) {
+    match limiter.admit(ctx.client_ip).await {
         Ok(attempt) => {
             ctx.login = Login::Pending(attempt);
             Ok(())
@@ -170,13 +170,13 @@ pub fn login_limit(
 
 /// The answer to a sign-in attempt is known: a `401`/`403` keeps its cost, anything else
 /// (success, an edge error, Mattermost down) gives it back.
-pub fn settle_login(
+pub async fn settle_login(
     limiter: Option<&LoginLimiter>,
     ctx: &mut RequestCtx,
     status: http::StatusCode,
 ) {
     if let (Login::Pending(attempt), Some(limiter)) = (ctx.login, limiter) {
-        ctx.login = if limiter.settle(attempt, status) {
+        ctx.login = if limiter.settle(attempt, status).await {
             Login::Failed
         } else {
             Login::Passed

@@ -6,6 +6,7 @@ pub mod acme;
 pub mod backend;
 pub mod browser;
 pub mod h2_raw;
+pub mod redis_server;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -618,6 +619,23 @@ pub async fn scrape_metrics(edge: &Edge) -> String {
     let resp = reqwest::get(url).await.expect("scrape");
     assert_eq!(resp.status(), 200);
     resp.text().await.expect("text")
+}
+
+/// A sign-in (`POST path`, JSON) as the apps send it, as user alice with `password` (the fake
+/// Mattermost refuses one containing "wrong" with 401).
+pub async fn sign_in(
+    client: &reqwest::Client,
+    edge: &Edge,
+    path: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(edge.url(path))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"login_id":"alice","password":"{password}"}}"#))
+        .send()
+        .await
+        .expect("request")
 }
 
 /// The value of the sample line starting with `series` (exact name and labels); 0 if absent.

@@ -15,7 +15,7 @@ use super::value::{Dir, V};
 
 pub use listen::Listen;
 pub use mattermost::Mattermost;
-pub use policy::{ClientIp, Cors, LoginLimit, RateLimit};
+pub use policy::{ClientIp, Cors, LoginLimit, RateLimit, Redis};
 pub use server::{Log, Metrics, Proxy, Server, UPLOAD_OVERHEAD};
 pub use site::Site;
 pub use tls::{Acme, CertSource, Tls};

@@ -1,6 +1,8 @@
 //! `[rate_limit]`, `[client_ip]` and `[cors]`: the edge's policies, with Mattermost's semantics.
 
+use std::fmt;
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
 
 use http::HeaderName;
 use ipnet::IpNet;
@@ -9,8 +11,8 @@ use serde::Deserialize;
 use super::super::layers::Resolver;
 use super::super::spec;
 use super::super::value::{
-    Bool, Cidrs, Count, HeaderNames, Ipv6Prefix, LoginBurst, LoginRate, PerSec, Rate, Sessions,
-    Words,
+    Bool, Cidrs, Count, HeaderNames, Ipv6Prefix, LoginBurst, LoginRate, PerSec, PositiveDur, Rate,
+    RedisUrl, Sessions, Text, Words,
 };
 use super::super::ConfigError;
 use super::F;
@@ -32,6 +34,29 @@ pub struct RateLimit {
     pub headers: Vec<HeaderName>,
     /// IPv6 client addresses are keyed by this prefix (both limits); 128 = the full address.
     pub ipv6_prefix: u8,
+    /// The Redis both limits are shared through; `None` = buckets in this process only.
+    pub redis: Option<Redis>,
+}
+
+/// A Redis that holds the rate-limit and login-limit buckets of several edges.
+#[derive(Clone)]
+pub struct Redis {
+    /// `redis://`, `rediss://` or `redis+unix://` URL (checked by the client's parser).
+    pub url: String,
+    /// The password when it is not in the URL.
+    pub password: Option<String>,
+    /// Longest wait for an answer before deciding locally.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis")
+            .field("url", &spec::RATE_LIMIT_REDIS.shown(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// `[rate_limit]` in the TOML file.
@@ -45,6 +70,9 @@ pub struct RateLimitFile {
     by_ip: F<Bool>,
     headers: F<HeaderNames>,
     ipv6_prefix: F<Ipv6Prefix>,
+    redis: F<RedisUrl>,
+    redis_password: F<Text>,
+    redis_timeout: F<PositiveDur>,
 }
 
 impl RateLimit {
@@ -61,6 +89,16 @@ impl RateLimit {
             by_ip: r.take(&spec::RATE_LIMIT_BY_IP, file.by_ip)?,
             headers: r.take(&spec::RATE_LIMIT_HEADERS, file.headers)?,
             ipv6_prefix: r.take(&spec::RATE_LIMIT_IPV6_PREFIX, file.ipv6_prefix)?,
+            redis: {
+                let url = r.take(&spec::RATE_LIMIT_REDIS, file.redis)?;
+                let password = r.take(&spec::RATE_LIMIT_REDIS_PASSWORD, file.redis_password)?;
+                let timeout = r.take(&spec::RATE_LIMIT_REDIS_TIMEOUT, file.redis_timeout)?;
+                url.map(|url| Redis {
+                    url,
+                    password: (!password.is_empty()).then_some(password),
+                    timeout,
+                })
+            },
         })
     }
 }

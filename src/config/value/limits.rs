@@ -1,4 +1,5 @@
-//! The value kinds of the login limit and the IPv6 prefix of both limits.
+//! The value kinds of the login limit, the IPv6 prefix of both limits and the Redis they may
+//! share.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -86,6 +87,31 @@ impl Kind for Ipv6Prefix {
                 "expected a prefix length from 1 to 128, found {} {other}",
                 other.type_str()
             )),
+        }
+    }
+}
+
+/// The URL of the Redis that shares the limits between edges; empty = none. Checked here with the
+/// Redis client's own parser, so an edge never starts with a URL it cannot use.
+#[derive(Debug)]
+pub struct RedisUrl;
+impl Kind for RedisUrl {
+    type Out = Option<String>;
+    fn parse(text: &str) -> Result<Option<String>, String> {
+        const HINT: &str = "expected redis://[:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS) or \
+                            redis+unix:///PATH, e.g. redis://redis:6379; empty = limits in this \
+                            process only";
+        let t = text.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let scheme = t.split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("redis" | "rediss" | "redis+unix" | "unix")) {
+            return Err(HINT.into());
+        }
+        match redis::IntoConnectionInfo::into_connection_info(t) {
+            Ok(_) => Ok(Some(t.to_string())),
+            Err(e) => Err(format!("{HINT} ({e})")),
         }
     }
 }

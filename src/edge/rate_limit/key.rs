@@ -19,24 +19,56 @@ use super::store::BucketKey;
 /// offline. A collision would only make two clients share one bucket (stricter limiting), never
 /// let anyone past the limit. Different IPs never share a bucket: the IP is compared exactly
 /// (after the IPv6 mask).
+///
+/// Edges that share buckets in Redis must all make the same key of the same request, so there
+/// ([`KeyBuilder::shared`]) the digest is SipHash-2-4 under a fixed, public key. A client can
+/// then search for two header tuples with one digest offline, but that only merges two of its
+/// own buckets (on its own IP), which limits it more; to share a bucket with another client it
+/// would need that client's IP and header values.
 pub(super) struct KeyBuilder {
     pub(super) by_ip: bool,
     pub(super) ipv6_prefix: u8,
     pub(super) headers: Box<[HeaderName]>,
-    seed: RandomState,
+    seed: Seed,
     /// With neither IP nor headers, every request shares this one key.
     shared: Option<BucketKey>,
 }
+
+/// The digest's hash key.
+enum Seed {
+    /// Random, secret, this process only.
+    Process(RandomState),
+    /// Fixed: the same on every edge.
+    Fixed,
+}
+
+/// The fixed SipHash key of shared buckets: "mm-edge:" and "rl:v1:k0" in ASCII. Any constant
+/// works; it only has to be the same on every edge.
+const FIXED_KEY: (u64, u64) = (0x6d6d_2d65_6467_653a, 0x726c_3a76_313a_6b30);
 
 impl KeyBuilder {
     /// Keys by IP (when `by_ip`, IPv6 by its first `ipv6_prefix` bits) and the values of
     /// `headers`.
     pub(super) fn new(by_ip: bool, ipv6_prefix: u8, headers: &[HeaderName]) -> Self {
+        Self::with_seed(
+            by_ip,
+            ipv6_prefix,
+            headers,
+            Seed::Process(RandomState::new()),
+        )
+    }
+
+    /// Like [`KeyBuilder::new`], digesting under the fixed key every edge shares.
+    pub(super) fn shared(by_ip: bool, ipv6_prefix: u8, headers: &[HeaderName]) -> Self {
+        Self::with_seed(by_ip, ipv6_prefix, headers, Seed::Fixed)
+    }
+
+    fn with_seed(by_ip: bool, ipv6_prefix: u8, headers: &[HeaderName], seed: Seed) -> Self {
         let mut builder = Self {
             by_ip,
             ipv6_prefix,
             headers: headers.into(),
-            seed: RandomState::new(),
+            seed,
             shared: None,
         };
         if !by_ip && headers.is_empty() {
@@ -55,8 +87,20 @@ impl KeyBuilder {
         } else {
             [0; 16]
         };
-        let mut hasher = self.seed.build_hasher();
-        hasher.write(&ip);
+        let digest = match &self.seed {
+            Seed::Process(seed) => self.digest(seed.build_hasher(), &ip, headers),
+            #[allow(deprecated)] // std's SipHash-2-4, the one with a settable key (stable, kept)
+            Seed::Fixed => self.digest(
+                std::hash::SipHasher::new_with_keys(FIXED_KEY.0, FIXED_KEY.1),
+                &ip,
+                headers,
+            ),
+        };
+        BucketKey::new(ip, digest)
+    }
+
+    fn digest<H: Hasher>(&self, mut hasher: H, ip: &[u8; 16], headers: &HeaderMap) -> u64 {
+        hasher.write(ip);
         let mut digest = LowercaseDigest::new(hasher);
         for name in self.headers.iter() {
             // Like Go's `Header.Get`: the first value; a missing header is an empty value.
@@ -65,7 +109,7 @@ impl KeyBuilder {
             // Length after each value keeps ("ab", "c") and ("a", "bc") apart.
             digest.push_bytes(&(len as u64).to_le_bytes());
         }
-        BucketKey::new(ip, digest.finish())
+        digest.finish()
     }
 }
 

@@ -6,12 +6,15 @@
 //! are computed the way `throttled` computes them (see [`LocalStore::take_now`]).
 //!
 //! A request's key ([`key`]) is looked up in a [`BucketStore`]: the bounded, sharded LRU store in
-//! this process ([`store`]) today; a store shared between edges plugs in behind the same trait.
+//! this process ([`store`]), or the Redis that several edges share ([`redis_store`]), which
+//! falls back to the local store while Redis fails.
 
 mod key;
+mod redis_store;
 mod store;
 
 pub(in crate::edge) use key::client_octets;
+pub use redis_store::{Buckets, RedisStore};
 pub(in crate::edge) use store::ShardedLruStore;
 
 #[cfg(test)]
@@ -27,6 +30,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::Quota;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::shared::{SharedBuckets, Step};
 use crate::config::RateLimit;
 use key::KeyBuilder;
 pub use store::BucketKey;
@@ -102,12 +106,68 @@ type Gcra<C> = governor::RateLimiter<BucketKey, ShardedLruStore, C, StateInforma
 pub struct LocalStore<C: Clock = QuantaClock> {
     gcra: Gcra<C>,
     store: ShardedLruStore,
+    cells: Cells,
+}
+
+/// A bucket's size and refill, and the `X-RateLimit-*` arithmetic of `throttled` over a GCRA
+/// [`Step`], wherever the GCRA ran (here or in Redis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cells {
     /// `max_burst + 1`.
-    limit: u32,
+    pub limit: u32,
     /// Emission interval T: one cell comes back every `interval_ns`.
-    interval_ns: u64,
-    /// Burst tolerance: `interval_ns * max_burst`.
-    tolerance_ns: u64,
+    pub interval_ns: u64,
+    /// Burst tolerance tau: `interval_ns * max_burst`.
+    pub tolerance_ns: u64,
+}
+
+impl Cells {
+    /// The buckets of `cfg`, with governor's interval (never below 1ns, `per_sec` above 10^9).
+    pub fn new(cfg: &RateLimit) -> Self {
+        let limit = NonZeroU32::MIN.saturating_add(cfg.max_burst);
+        let quota = Quota::per_second(cfg.per_sec).allow_burst(limit);
+        let interval_ns = u64::try_from(quota.replenish_interval().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Self {
+            limit: limit.get(),
+            interval_ns,
+            tolerance_ns: interval_ns.saturating_mul(cfg.max_burst.into()),
+        }
+    }
+
+    /// The answer to a request the GCRA stepped.
+    ///
+    /// Header values follow `throttled`: with T the emission interval and `ttl` the time until
+    /// the bucket is full again, Remaining is `floor((limit*T - ttl) / T)` (0 when refused), Reset
+    /// is `ceil(ttl)` in seconds, Retry-After is the wait until the next allowed request, rounded
+    /// up.
+    pub fn decision(&self, step: Step) -> Decision {
+        match step {
+            Step::Taken { remaining } => {
+                // The GCRA gives `remaining` = floor((limit*T - ttl) / T), not `ttl`, so
+                // (limit - remaining) * T is `ttl` rounded up to a whole interval. Rounded up to
+                // seconds, that equals ceil(ttl) whenever T divides one second (per_sec divides
+                // 10^9: 1, 2, 4, 5, 8, 10, 16, 20, 25, ...); otherwise it can exceed it by 1s only
+                // when ttl is within 1ns of a whole second.
+                let missing = u64::from(self.limit.saturating_sub(remaining));
+                Decision::Allowed(RateHeaders {
+                    limit: self.limit,
+                    remaining,
+                    reset_secs: ceil_secs(missing.saturating_mul(self.interval_ns)),
+                })
+            }
+            Step::Refused { wait_ns } => Decision::Refused {
+                headers: RateHeaders {
+                    limit: self.limit,
+                    remaining: 0,
+                    // The bucket is full `tolerance` after the next cell would conform.
+                    reset_secs: ceil_secs(wait_ns.saturating_add(self.tolerance_ns)),
+                },
+                retry_after_secs: ceil_secs(wait_ns).max(1),
+            },
+        }
+    }
 }
 
 impl LocalStore {
@@ -122,57 +182,34 @@ impl<C: Clock> LocalStore<C> {
     pub fn with_clock(cfg: &RateLimit, clock: C) -> Self {
         let limit = NonZeroU32::MIN.saturating_add(cfg.max_burst);
         let quota = Quota::per_second(cfg.per_sec).allow_burst(limit);
-        // governor never uses an interval below 1ns (per_sec above 10^9).
-        let interval_ns = u64::try_from(quota.replenish_interval().as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
         let store = ShardedLruStore::new(cfg.sessions);
         Self {
             gcra: governor::RateLimiter::new(quota, store.clone(), clock),
             store,
-            limit: limit.get(),
-            interval_ns,
-            tolerance_ns: interval_ns.saturating_mul(cfg.max_burst.into()),
+            cells: Cells::new(cfg),
         }
     }
 
-    /// Takes one cell from `key`'s bucket.
-    ///
-    /// Header values follow `throttled`: with T the emission interval and `ttl` the time until the
-    /// bucket is full again, Remaining is `floor((limit*T - ttl) / T)` (0 when refused), Reset is
-    /// `ceil(ttl)` in seconds, Retry-After is the wait until the next allowed request, rounded up.
+    /// Takes one cell from `key`'s bucket; the headers are [`Cells::decision`]'s.
     pub fn take_now(&self, key: &BucketKey) -> Decision {
         match self.gcra.check_key(key) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                // governor's snapshot does not expose `ttl`, only `remaining` =
-                // floor((limit*T - ttl) / T), so (limit - remaining) * T is `ttl` rounded up to
-                // a whole interval. Rounded up to seconds, that equals ceil(ttl) whenever T
-                // divides one second (per_sec divides 10^9: 1, 2, 4, 5, 8, 10, 16, 20, 25, ...);
-                // otherwise it can exceed it by 1s only when ttl is within 1ns of a whole second.
-                let missing = u64::from(self.limit.saturating_sub(remaining));
-                Decision::Allowed(RateHeaders {
-                    limit: self.limit,
-                    remaining,
-                    reset_secs: ceil_secs(missing.saturating_mul(self.interval_ns)),
-                })
-            }
+            Ok(snapshot) => self.cells.decision(Step::Taken {
+                remaining: snapshot.remaining_burst_capacity(),
+            }),
             Err(not_until) => {
                 // The decision was taken a few ns before this clock reading; only visible if the
                 // exact wait is within those ns above a whole second.
                 let wait = not_until.wait_time_from(self.gcra.clock().now());
-                let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
-                Decision::Refused {
-                    headers: RateHeaders {
-                        limit: self.limit,
-                        remaining: 0,
-                        // The bucket is full `tolerance` after the next cell would conform.
-                        reset_secs: ceil_secs(wait_ns.saturating_add(self.tolerance_ns)),
-                    },
-                    retry_after_secs: ceil_secs(wait_ns).max(1),
-                }
+                self.cells.decision(Step::Refused {
+                    wait_ns: u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX),
+                })
             }
         }
+    }
+
+    /// The bucket arithmetic (limit, T, tau) of this store.
+    pub fn cells(&self) -> Cells {
+        self.cells
     }
 
     /// Number of keys in the store now (never more than `sessions`).
@@ -193,8 +230,8 @@ where
 impl<C: Clock> fmt::Debug for LocalStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalStore")
-            .field("limit", &self.limit)
-            .field("interval_ns", &self.interval_ns)
+            .field("limit", &self.cells.limit)
+            .field("interval_ns", &self.cells.interval_ns)
             .field("shards", &self.store.shards())
             .finish_non_exhaustive()
     }
@@ -214,8 +251,23 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter<Buckets> {
+    /// A limiter over buckets in `shared` (falling back to this process's while it fails), or
+    /// in this process only.
+    pub fn shared_or_local(cfg: &RateLimit, shared: Option<SharedBuckets>) -> Self {
+        match shared {
+            Some(shared) => Self {
+                // Every edge must make the same key of the same request.
+                keys: KeyBuilder::shared(cfg.by_ip, cfg.ipv6_prefix, &cfg.headers),
+                store: Buckets::Shared(RedisStore::new(cfg, shared)),
+            },
+            None => Self::with_store(cfg, Buckets::Local(LocalStore::new(cfg))),
+        }
+    }
+}
+
 impl<S> RateLimiter<S> {
-    /// A limiter over the given store.
+    /// A limiter over the given store (keys digested under a secret per-process seed).
     pub fn with_store(cfg: &RateLimit, store: S) -> Self {
         Self {
             keys: KeyBuilder::new(cfg.by_ip, cfg.ipv6_prefix, &cfg.headers),

@@ -41,6 +41,31 @@ impl BucketKey {
         Self { ip, digest }
     }
 
+    /// The digest (also picks the key's Redis connection).
+    pub(in crate::edge) fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The client IP octets (all zeros when the IP is not part of the key).
+    pub(in crate::edge) fn ip(&self) -> &[u8; 16] {
+        &self.ip
+    }
+
+    /// `prefix` followed by the key's 24 bytes (IP octets, digest little-endian), written into
+    /// `buf` (at least `prefix.len() + 24` long); returns the bytes written. Redis keys are
+    /// binary-safe.
+    pub(in crate::edge) fn write_redis_key<'a>(
+        &self,
+        prefix: &[u8],
+        buf: &'a mut [u8],
+    ) -> &'a [u8] {
+        let n = prefix.len() + 24;
+        buf[..prefix.len()].copy_from_slice(prefix);
+        buf[prefix.len()..prefix.len() + 16].copy_from_slice(&self.ip);
+        buf[prefix.len() + 16..n].copy_from_slice(&self.digest.to_le_bytes());
+        &buf[..n]
+    }
+
     /// The shard index bits; independent of the bits hashbrown uses inside a shard (the low bits
     /// select a bucket, the top 7 bits are the control tag).
     fn shard_bits(&self) -> usize {

@@ -13,6 +13,7 @@ fn config(per_sec: u32, max_burst: u32, sessions: usize) -> RateLimit {
         by_ip: true,
         headers: Vec::new(),
         ipv6_prefix: 128,
+        redis: None,
     }
 }
 
