@@ -63,7 +63,7 @@ async fn a_server_failing_its_checks_gets_no_requests_until_it_passes_again() {
     // B's database is down: its ping fails, its other endpoints still answer (so only the
     // active checks can tell).
     b.set_ping_status(500);
-    edge.wait_for_log("Mattermost server is down");
+    edge.wait_for_log("Mattermost server is down (health checks failed); it gets no new requests");
     assert!(edge.log().contains(&b.url()), "{}", edge.log());
     let servers = answered_by(&edge, 10).await;
     assert!(
@@ -96,6 +96,13 @@ async fn when_every_server_is_down_they_are_still_tried() {
     a.set_ping_status(503);
     b.set_ping_status(503);
     edge.wait_for_log_count("Mattermost server is down", 2);
+    // The second to go down is still tried, and the log says so.
+    assert!(
+        edge.log()
+            .contains("no other server is up, so it is still tried"),
+        "{}",
+        edge.log()
+    );
     // The checks say down, but the servers answer: no 502.
     let servers = answered_by(&edge, 6).await;
     assert_eq!(servers.len(), 6);

@@ -184,12 +184,15 @@ pub async fn run(health: Arc<Health>, checks: Checks, mut shutdown: Shutdown) {
                 Some(true) => {
                     info!(upstream = %name, "Mattermost server is up again (health check passed)")
                 }
-                Some(false) => warn!(
-                    upstream = %name,
-                    error = %result.err().unwrap_or_default(),
-                    fails = checks.fails.get(),
-                    "Mattermost server is down (health checks failed); it gets no new requests"
-                ),
+                Some(false) => {
+                    let error = result.err().unwrap_or_default();
+                    let others_up = (0..checks.names.len()).any(|j| j != i && health.is_up(j));
+                    if others_up {
+                        warn!(upstream = %name, %error, fails = checks.fails.get(), "Mattermost server is down (health checks failed); it gets no new requests");
+                    } else {
+                        warn!(upstream = %name, %error, fails = checks.fails.get(), "Mattermost server is down (health checks failed); no other server is up, so it is still tried");
+                    }
+                }
                 None => {}
             }
         }
