@@ -482,35 +482,28 @@ mod tests {
             .block_on(f)
     }
 
-    fn request(path: &str, accept: Option<&str>) -> http::Request<()> {
-        let mut b = http::Request::builder().uri(path);
+    /// The style of a request for `path` with `accept`, as the pipeline asks for it.
+    fn style(path: &str, accept: Option<&str>) -> ErrorStyle {
+        let mut headers = HeaderMap::new();
         if let Some(a) = accept {
-            b = b.header(header::ACCEPT, a);
+            headers.insert(header::ACCEPT, HeaderValue::from_str(a).unwrap());
         }
-        b.body(()).unwrap()
+        let api = crate::pipeline::route::RouteGroup::of(path).is_api();
+        ErrorStyle::of(api, &headers)
     }
 
     #[test]
     fn the_style_follows_path_then_accept() {
         let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert_eq!(style("/api/v4/users/me", Some(browser)), ErrorStyle::Json);
+        assert_eq!(style("/api/v4/system/ping", None), ErrorStyle::Json);
+        assert_eq!(style("/", Some(browser)), ErrorStyle::Html);
         assert_eq!(
-            ErrorStyle::of(&request("/api/v4/users/me", Some(browser))),
-            ErrorStyle::Json
-        );
-        assert_eq!(
-            ErrorStyle::of(&request("/api/v4/system/ping", None)),
-            ErrorStyle::Json
-        );
-        assert_eq!(
-            ErrorStyle::of(&request("/", Some(browser))),
+            style("/team/channels/x", Some("TEXT/HTML")),
             ErrorStyle::Html
         );
-        assert_eq!(
-            ErrorStyle::of(&request("/team/channels/x", Some("TEXT/HTML"))),
-            ErrorStyle::Html
-        );
-        assert_eq!(ErrorStyle::of(&request("/", Some("*/*"))), ErrorStyle::Text);
-        assert_eq!(ErrorStyle::of(&request("/", None)), ErrorStyle::Text);
+        assert_eq!(style("/", Some("*/*")), ErrorStyle::Text);
+        assert_eq!(style("/", None), ErrorStyle::Text);
     }
 
     #[test]

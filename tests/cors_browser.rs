@@ -192,3 +192,32 @@ ws.onclose = (ev) => resolve({{ok: false, hello: hello, error: "closed with code
         greeting = quote(greeting),
     )
 }
+
+// The browser driver's own helpers, tested here once (tests/common is built into every test).
+
+#[test]
+fn base64_matches_rfc4648_vectors() {
+    let cases = [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(browser::base64(input.as_bytes()), expected);
+    }
+}
+
+#[test]
+fn spki_hash_matches_the_key_pair() {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("cert");
+    let from_cert = browser::spki_sha256_base64(certified.cert.der()).expect("parse");
+    let from_key = browser::base64(&<sha2::Sha256 as sha2::Digest>::digest(
+        rcgen::PublicKeyData::subject_public_key_info(&certified.signing_key),
+    ));
+    assert_eq!(from_cert, from_key);
+    assert!(browser::spki_sha256_base64(b"\x30\x03\x02\x01").is_err());
+}

@@ -2,8 +2,8 @@
 //! browsers (retrying by itself when Mattermost is down), or plain text.
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Request, StatusCode};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::StatusCode;
 
 /// How the client wants an error told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,13 +17,13 @@ pub enum ErrorStyle {
 }
 
 impl ErrorStyle {
-    /// The style for `req`: its path and `Accept` header.
-    pub fn of<B>(req: &Request<B>) -> Self {
-        if req.uri().path().starts_with("/api/") {
+    /// The style for a request: `api` (its path is under `/api/`, as its route group says),
+    /// else its `Accept` header (looked at only for the other paths).
+    pub fn of(api: bool, headers: &HeaderMap) -> Self {
+        if api {
             return ErrorStyle::Json;
         }
-        let html = req
-            .headers()
+        let html = headers
             .get_all(header::ACCEPT)
             .iter()
             .any(|v| contains_ignore_case(v.as_bytes(), b"text/html"));

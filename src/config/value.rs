@@ -16,10 +16,6 @@ use toml::Value as Toml;
 
 use super::parse;
 
-mod acme;
-mod flags;
-mod limits;
-mod upstream;
 pub use acme::{
     decode_hmac, AcmeChallenge, AcmeDirectory, AcmeMode, Email, LETSENCRYPT, LETSENCRYPT_STAGING,
 };
@@ -187,6 +183,12 @@ macro_rules! integer_kind {
         }
     };
 }
+
+// After the macro, so that the value kinds in these files can declare integer kinds with it.
+mod acme;
+mod flags;
+mod limits;
+mod upstream;
 
 integer_kind!(
     /// Whole seconds, 0 or more.

@@ -26,7 +26,7 @@ use governor::nanos::Nanos;
 use governor::state::StateStore;
 use http::{Method, StatusCode};
 
-use super::rate_limit::{client_octets, BucketKey, ShardedLruStore};
+use super::rate_limit::{client_octets, retry_after_secs, BucketKey, ShardedLruStore};
 use super::shared::{SharedBuckets, Step, LOGIN_PREFIX};
 use crate::config::{LoginLimit, Rate};
 
@@ -168,7 +168,7 @@ impl<C: Clock> LoginLimiter<C> {
             let (t, tolerance) = (self.interval_ns, self.tolerance_ns);
             match shared.take(redis_key, key.digest(), t, tolerance).await {
                 Some(Step::Taken { .. }) => return Ok(Attempt { key, shared: true }),
-                Some(Step::Refused { wait_ns }) => return Err(retry_after(wait_ns)),
+                Some(Step::Refused { wait_ns }) => return Err(retry_after_secs(wait_ns)),
                 None => {}
             }
         }
@@ -184,7 +184,7 @@ impl<C: Clock> LoginLimiter<C> {
                 let tat = tat.map_or(now, u64::from).max(now);
                 let ahead = tat - now;
                 if ahead > tolerance {
-                    Err(retry_after(ahead - tolerance))
+                    Err(retry_after_secs(ahead - tolerance))
                 } else {
                     Ok(((), Nanos::new(tat.saturating_add(t))))
                 }
@@ -230,13 +230,6 @@ impl<C: Clock> LoginLimiter<C> {
 /// deactivated account, a wrong MFA code (`401`/`403`).
 pub fn is_failure(status: StatusCode) -> bool {
     status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
-}
-
-const NANOS_PER_SEC: u64 = 1_000_000_000;
-
-/// Whole seconds until an attempt would pass, rounded up, at least 1.
-fn retry_after(wait_ns: u64) -> u64 {
-    wait_ns.div_ceil(NANOS_PER_SEC).max(1)
 }
 
 /// The Redis key of a client network: the prefix and its 16 octets (the same on every edge).

@@ -171,7 +171,7 @@ where
     /// Answers one request: never fails, errors become 4xx/5xx responses.
     pub async fn handle(&self, conn: &ConnInfo, req: Request<B>) -> Response<ResponseBody<B>> {
         let mut finish = Finish::new(RequestCtx::start(conn, &req), self.sink.clone());
-        let style = ErrorStyle::of(&req);
+        let style = ErrorStyle::of(finish.route.is_api(), req.headers());
         let (mut resp, tunnel) = match self.request_filter(&mut finish, &req).await {
             Err(answer) => {
                 linger_unread(req);

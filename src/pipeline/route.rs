@@ -42,6 +42,14 @@ impl RouteGroup {
         }
     }
 
+    /// Whether the path is under `/api/` (the API, its files and its WebSocket).
+    pub fn is_api(self) -> bool {
+        matches!(
+            self,
+            RouteGroup::Api | RouteGroup::Files | RouteGroup::Websocket
+        )
+    }
+
     /// The group's index in `observe::metrics::ROUTES`.
     pub fn index(self) -> usize {
         match self {
@@ -99,6 +107,7 @@ mod tests {
             ("/myteam/channels/town-square", RouteGroup::Other),
         ] {
             assert_eq!(RouteGroup::of(path), group, "{path}");
+            assert_eq!(group.is_api(), path.starts_with("/api/"), "{path}");
             assert_eq!(
                 crate::observe::metrics::ROUTES[group.index()],
                 group.as_str(),

@@ -9,26 +9,10 @@ use toml::Value as Toml;
 use super::super::parse;
 use super::Kind;
 
-/// Failed sign-ins allowed in a row, above 0.
-#[derive(Debug)]
-pub struct LoginBurst;
-impl Kind for LoginBurst {
-    type Out = NonZeroU32;
-    fn parse(text: &str) -> Result<NonZeroU32, String> {
-        text.trim()
-            .parse()
-            .map_err(|_| "expected a whole number of failed sign-ins above 0".to_string())
-    }
-    fn from_toml(value: Toml) -> Result<NonZeroU32, String> {
-        match value {
-            Toml::Integer(i) => Self::parse(&i.to_string()),
-            other => Err(format!(
-                "expected a whole number of failed sign-ins above 0, found {} {other}",
-                other.type_str()
-            )),
-        }
-    }
-}
+integer_kind!(
+    /// Failed sign-ins allowed in a row, above 0.
+    LoginBurst: NonZeroU32, "expected a whole number of failed sign-ins above 0"
+);
 
 /// The login limit's refill rate: `N/s`, `N/min`, `N/h`, or `off` (`None`).
 #[derive(Debug)]

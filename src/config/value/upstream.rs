@@ -71,23 +71,7 @@ fn upstream_server(entry: &str) -> Result<UpstreamServer, String> {
     })
 }
 
-/// A number of health checks in a row, above 0.
-#[derive(Debug)]
-pub struct Checks;
-impl Kind for Checks {
-    type Out = std::num::NonZeroU32;
-    fn parse(text: &str) -> Result<std::num::NonZeroU32, String> {
-        text.trim()
-            .parse()
-            .map_err(|_| "expected a whole number of health checks above 0".to_string())
-    }
-    fn from_toml(value: Toml) -> Result<std::num::NonZeroU32, String> {
-        match value {
-            Toml::Integer(i) => Self::parse(&i.to_string()),
-            other => Err(format!(
-                "expected a whole number of health checks above 0, found {} {other}",
-                other.type_str()
-            )),
-        }
-    }
-}
+integer_kind!(
+    /// A number of health checks in a row, above 0.
+    Checks: std::num::NonZeroU32, "expected a whole number of health checks above 0"
+);

@@ -164,7 +164,7 @@ impl Cells {
                     // The bucket is full `tolerance` after the next cell would conform.
                     reset_secs: ceil_secs(wait_ns.saturating_add(self.tolerance_ns)),
                 },
-                retry_after_secs: ceil_secs(wait_ns).max(1),
+                retry_after_secs: retry_after_secs(wait_ns),
             },
         }
     }
@@ -316,6 +316,11 @@ impl<S: fmt::Debug> fmt::Debug for RateLimiter<S> {
             .field("store", &self.store)
             .finish()
     }
+}
+
+/// `Retry-After` for a wait of `wait_ns`: whole seconds, rounded up, at least 1 (both limits).
+pub(in crate::edge) fn retry_after_secs(wait_ns: u64) -> u64 {
+    ceil_secs(wait_ns).max(1)
 }
 
 /// Whole seconds, rounded up.
