@@ -33,6 +33,7 @@ WORKLOADS = {
     "i": "(i) workload (a) with 1,000 conns",
     "j": "(j) rate limiter, 1,000,000 keys in 10,000 sessions",
     "k": "(k) fixed load, half of mm-edge's (a) req/s",
+    "l": "(l) rate limiter in Redis vs in process, workload (a)",
 }
 PROXIES = ["nginx", "haproxy", "mm-edge"]
 # (workload, reference proxy, max ratio of mm-edge / reference CPU per request)
@@ -56,6 +57,8 @@ SELF_COMPARISONS = [
     ("i", "1,000 / 64 conns", ("mm-edge", "i"), ("mm-edge", "a"), 10.0),
     ("j", "1,000,000 keys / one IP (e)", ("mm-edge+keys", "j"), ("mm-edge+limiter", "a"), 5.0),
     ("j", "1,000,000 keys / one X-Key", ("mm-edge+keys", "j"), ("mm-edge+key1", "j"), 5.0),
+    # issue 15: the shared limit's goal, at most +25% CPU per request over the in-process one.
+    ("l", "Redis / in process (e)", ("mm-edge+redis", "l"), ("mm-edge+limiter", "a"), 25.0),
 ]
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -75,6 +78,7 @@ def parse_wrk(text: str) -> dict:
     requests = int(m.group(1))
     seconds = _ms(m.group(2)) / 1e3
     rps = float(re.search(r"Requests/sec:\s*([\d.]+)", text).group(1))
+    p50 = re.search(r"^\s*50%\s+(\S+)", text, re.M)
     p99 = re.search(r"^\s*99%\s+(\S+)", text, re.M)
     errors = 0
     se = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
@@ -91,6 +95,7 @@ def parse_wrk(text: str) -> dict:
         "requests": requests,
         "seconds": seconds,
         "rps": rps,
+        "p50_ms": _ms(p50.group(1)) if p50 else None,
         "p99_ms": _ms(p99.group(1)) if p99 else None,
         "errors": errors,
         "socket_errors": socket_errors,
@@ -399,6 +404,13 @@ def cmd_table(a) -> None:
             scale_row(what, target)
         else:
             extra_row(wl, what, num, den, target)
+    if by.get(("mm-edge+redis", "l")) and by.get(("mm-edge+limiter", "a")):
+        # (l) latency, for information: the Redis round trip is on every request's path.
+        blanks = " | ".join("" for _ in proxies[:-1])
+        for key, label in (("p50_ms", "p50"), ("p99_ms", "p99")):
+            on, off = med("mm-edge+redis", "l", key), med("mm-edge+limiter", "a", key)
+            out.append(f"| {WORKLOADS['l']} | {label} ms Redis / in process | {blanks} | "
+                       f"{fmt(on, 2)} / {fmt(off, 2)} | | | (for information) | |")
     out.append("")
     out.append("CPU us/req = the proxy's utime+stime (all its processes, from /proc/PID/stat) during the "
                "run / completed requests. Ratios are the median of the per-repeat ratios "
@@ -411,7 +423,8 @@ def cmd_table(a) -> None:
     out.append("")
     out.append("| proxy | workload | repeat | CPU us/req | user | sys | req/s | p50 ms | p99 ms | KB/conn | errors |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    variants = ["mm-edge+limiter", "mm-edge+key1", "mm-edge+keys", "mm-edge+log", "mm-edge+metrics"]
+    variants = ["mm-edge+limiter", "mm-edge+key1", "mm-edge+keys", "mm-edge+log", "mm-edge+metrics",
+                "mm-edge+redis"]
     order = {p: i for i, p in enumerate(PROXIES + variants)}
     for r in sorted(recs, key=lambda r: (r["workload"], order.get(r["proxy"], 9), r["repeat"])):
         out.append(f"| {r['proxy']} | {r['workload']} | {r['repeat']} | {fmt(r.get('cpu_us_per_req'), 1)} | "
