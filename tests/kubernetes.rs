@@ -20,9 +20,8 @@ use serde_norway::Value;
 /// kubernetes-validate (1.37.0, `.ci/run`) knows.
 const KUBERNETES_VERSIONS: &[&str] = &["1.30.0", "1.37.0"];
 
-/// Settings of the shared rate limits in Redis, declared by parallel work (issue #15) that is
-/// not in `SETTINGS` yet. Once it has landed they are in `SETTINGS` and this list is redundant.
-const PENDING_SETTINGS: &[&str] = &[
+/// The settings that hold the Redis secret: they must come from the Secret.
+const SECRET_SETTINGS: &[&str] = &[
     "MM_EDGE_RATE_LIMIT_REDIS",
     "MM_EDGE_RATE_LIMIT_REDIS_PASSWORD",
 ];
@@ -317,7 +316,7 @@ fn the_configmap_and_the_deployment_set_only_settings_mm_edge_knows() {
     for var in seq(edge, "env") {
         let env = name_of_item(var);
         assert!(
-            known(env) || PENDING_SETTINGS.contains(&env),
+            known(env),
             "deployment.yaml: {env} is not an mm-edge setting"
         );
     }
@@ -371,7 +370,7 @@ fn every_reference_between_the_manifests_resolves() {
     }
     // The Redis URL and password reach mm-edge from the Secret, never as plain values.
     let edge = container(find(&docs, "Deployment", EDGE), EDGE);
-    for env in PENDING_SETTINGS {
+    for env in SECRET_SETTINGS {
         let var = seq(edge, "env")
             .iter()
             .find(|v| name_of_item(v) == *env)
@@ -612,7 +611,7 @@ fn the_redis_url_names_the_redis_service_and_both_share_one_password() {
     let edge = container(find(&docs, "Deployment", EDGE), EDGE);
     let redis_deployment = find(&docs, "Deployment", REDIS);
     let redis = container(redis_deployment, "redis");
-    let (secret, url_key) = secret_ref(edge, PENDING_SETTINGS[0]);
+    let (secret, url_key) = secret_ref(edge, SECRET_SETTINGS[0]);
     let url = str_at(at(find(&docs, "Secret", &secret), "stringData"), &url_key);
     let authority = url
         .strip_prefix("redis://")
@@ -623,7 +622,7 @@ fn the_redis_url_names_the_redis_service_and_both_share_one_password() {
     assert_eq!(authority, format!("{}:{port}", name(service)));
 
     assert_eq!(
-        secret_ref(edge, PENDING_SETTINGS[1]),
+        secret_ref(edge, SECRET_SETTINGS[1]),
         secret_ref(redis, "REDIS_PASSWORD"),
         "mm-edge and Redis take the password from the same key"
     );
