@@ -15,7 +15,7 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 
 /// Hop-by-hop headers of RFC 9110 §7.6.1, plus the proxy-authentication pair of RFC 2616 §13.5.1
 /// and `HTTP2-Settings` (RFC 7540 §3.2: an `h2c` upgrade must never reach Mattermost).
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -45,9 +45,35 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             }
         }
     }
-    for h in &HOP_BY_HOP {
-        headers.remove(h);
+    // One pass over the names present (usually none of them is hop-by-hop) instead of a hashed
+    // removal per hop-by-hop name: -1,300 instructions per request (bench/instructions).
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name) {
+            present |= 1 << i;
+        }
     }
+    for (i, h) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(h);
+        }
+    }
+}
+
+/// The index of `name` in [`HOP_BY_HOP`] (one match on the lower-case name: its length first).
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "proxy-connection" => 1,
+        "keep-alive" => 2,
+        "te" => 3,
+        "transfer-encoding" => 4,
+        "upgrade" => 5,
+        "proxy-authenticate" => 6,
+        "proxy-authorization" => 7,
+        "http2-settings" => 8,
+        _ => return None,
+    })
 }
 
 fn remove_named(headers: &mut HeaderMap, connection: &HeaderValue) {
@@ -132,6 +158,15 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn the_index_of_each_hop_by_hop_name_is_its_place_in_the_list() {
+        for (i, h) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(h), Some(i), "{h}");
+        }
+        assert_eq!(hop_by_hop_index(&header::HOST), None);
+        assert_eq!(hop_by_hop_index(&X_FORWARDED_FOR), None);
     }
 
     #[test]
