@@ -43,9 +43,9 @@ pub const LOGIN_PREFIX: &[u8] = b"mm-edge:login:";
 /// The GCRA of governor (and Go `throttled`): with `ahead` = max(TAT - now, 0), a request
 /// conforms when `ahead <= tau`; it then moves TAT to now + ahead + T and leaves
 /// floor((tau - ahead) / T) cells. Returns the cells left (>= 0) when it conforms, else minus the
-/// ns until a request would conform (< 0: `ahead > tau`). One integer, not a pair: the client
-/// parses it in a third of the instructions. Integers stay exact while tau + T is below 2^53 ns (104 days); `math.fmod` is
-/// exact, so the divisions are too. (`replicate_commands` lets a script write after `TIME` on
+/// ns until a request would conform (< 0: `ahead > tau`): one integer, not a pair, which the
+/// client parses with fewer steps and no array. Integers stay exact while tau + T is below
+/// 2^53 ns (104 days); `math.fmod` is exact, so the divisions are too. (`replicate_commands` lets a script write after `TIME` on
 /// Redis 3.2 to 4; from 5 on it is implied, from 7 deprecated.)
 pub const TAKE: &str = r"
 if redis.replicate_commands then redis.replicate_commands() end
@@ -174,8 +174,8 @@ impl SharedBuckets {
     pub fn connect(&self, fallbacks: Counter, up: Gauge) {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(WARM_UP))
-            // Every call here has a timeout of its own (the request's, or the probe's): a second
-            // timer per command inside the client would only cost (about 1,100 instructions).
+            // Every call here runs under a timeout of its own (the request's, or the probe's):
+            // one inside the client would arm a second timer per command.
             .set_response_timeout(None)
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(3);

@@ -46,7 +46,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     // One pass over the names present (usually none of them is hop-by-hop) instead of a hashed
-    // removal per hop-by-hop name: -1,300 instructions per request (bench/instructions).
+    // removal per hop-by-hop name (-3.1% instructions per HTTP/1.1 request, bench/instructions).
     let mut present = 0u16;
     for name in headers.keys() {
         if let Some(i) = hop_by_hop_index(name) {
