@@ -24,7 +24,11 @@ pub const EXIT_CONFIG: u8 = 2;
 
 /// Runs the parsed command line to completion.
 pub fn main(cli: Cli) -> ExitCode {
-    let env = |name: &str| std::env::var(name).ok();
+    let environment = match cli.environment() {
+        Ok(e) => e,
+        Err(e) => return config_error(e),
+    };
+    let env = |name: &str| environment.get(name);
     let mut settings = match Settings::load(cli.config.as_deref(), &env, &cli.overrides) {
         Ok(s) => s,
         Err(e) => return config_error(e),
@@ -39,8 +43,8 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     match cli.action {
-        Action::Check => check(&settings, &upload),
-        Action::WriteMattermostConfig => match write_mattermost(&settings) {
+        Action::Check => check(&settings, &upload, &env),
+        Action::WriteMattermostConfig => match write_mattermost(&settings, &env) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => config_error(e),
         },
@@ -55,7 +59,7 @@ pub fn main(cli: Cli) -> ExitCode {
             if let Some(warning) = &upload.warning {
                 warn!("{warning}");
             }
-            runtime.block_on(run(settings))
+            runtime.block_on(run(settings, &cli, &env))
         }
     }
 }
@@ -122,7 +126,11 @@ fn init_logging(filter: &str) {
 }
 
 /// `mm-edge check`: validate everything that can be validated without serving.
-fn check(settings: &Settings, upload: &UploadLimit) -> ExitCode {
+fn check(
+    settings: &Settings,
+    upload: &UploadLimit,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> ExitCode {
     if let Err(e) = Edge::new(settings) {
         return config_error(e);
     }
@@ -176,8 +184,7 @@ fn check(settings: &Settings, upload: &UploadLimit) -> ExitCode {
     if let Some(warning) = &upload.warning {
         println!("# warning: {warning}");
     }
-    let env = |name: &str| std::env::var(name).ok();
-    match crate::mattermost::preview(&EdgeFacts::from_settings(settings), &env) {
+    match crate::mattermost::preview(&EdgeFacts::from_settings(settings), env) {
         Ok((keys, warnings)) => {
             println!("# Mattermost keys written when a target is set (secrets redacted):");
             for k in keys {
@@ -199,11 +206,12 @@ fn check(settings: &Settings, upload: &UploadLimit) -> ExitCode {
 }
 
 /// Writes Mattermost's configuration to match the edge (no-op when no target is configured).
-fn write_mattermost(settings: &Settings) -> Result<(), crate::mattermost::Error> {
+fn write_mattermost(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), crate::mattermost::Error> {
     let facts = EdgeFacts::from_settings(settings);
-    let outcome = crate::mattermost::write(&Targets::from_settings(settings), &facts, &|k| {
-        std::env::var(k).ok()
-    })?;
+    let outcome = crate::mattermost::write(&Targets::from_settings(settings), &facts, env)?;
     for (what, status) in [
         ("config file", &outcome.config_file),
         ("env file", &outcome.env_file),
@@ -237,7 +245,7 @@ fn certificates(
     Ok(Some((Arc::new(store), origin)))
 }
 
-async fn run(mut settings: Settings) -> ExitCode {
+async fn run(mut settings: Settings, cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
     if let Err(e) = Edge::new(&settings) {
         return config_error(e);
     }
@@ -293,7 +301,7 @@ async fn run(mut settings: Settings) -> ExitCode {
         https_addr.unwrap_or(settings.listen.https),
         http_addr.unwrap_or(settings.listen.http),
     );
-    if let Err(e) = write_mattermost(&settings) {
+    if let Err(e) = write_mattermost(&settings, env) {
         return config_error(e);
     }
 
@@ -347,18 +355,7 @@ async fn run(mut settings: Settings) -> ExitCode {
         }));
         life.spawn("acme", move |shutdown| manager.run(shutdown));
     }
-    let observer = Observer::new(
-        access_log,
-        settings.log.access_format,
-        metrics.clone(),
-        settings
-            .upstream
-            .servers
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        settings.upstream.health_interval.is_zero(),
-    );
+    let observer = Observer::new(access_log, settings.log.access_format, metrics.clone());
     let pipeline = match Pipeline::<Incoming>::new(
         &settings,
         Arc::new(observer),
@@ -378,42 +375,24 @@ async fn run(mut settings: Settings) -> ExitCode {
         )
     });
     pipeline.edge().connect_shared(fallbacks, redis_up);
+    let upstreams = pipeline.upstreams().clone();
+    let on_change = crate::reload::upstream_gauges(&upstreams, metrics.as_ref());
     if !settings.upstream.health_interval.is_zero() {
-        let health = pipeline.upstream_health().clone();
-        if let Some(m) = &metrics {
-            let gauges: Vec<_> = settings
-                .upstream
-                .servers
-                .iter()
-                .map(|s| m.upstream_up(&s.to_string()))
-                .collect();
-            health.on_change(Box::new(move |i, up| {
-                if let Some(g) = gauges.get(i) {
-                    g.set(i64::from(up));
-                }
-            }));
-        }
-        let checks = crate::upstream::health::Checks {
-            names: settings
-                .upstream
-                .servers
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            authorities: settings
-                .upstream
-                .servers
-                .iter()
-                .map(|s| s.authority.to_string())
-                .collect(),
-            interval: settings.upstream.health_interval,
-            fails: settings.upstream.health_fails,
-            passes: settings.upstream.health_passes,
-        };
+        let checks = upstreams.checks(&settings.upstream, on_change);
         life.spawn("upstream health checks", move |shutdown| {
-            crate::upstream::health::run(health, checks, shutdown)
+            crate::upstream::health::run(checks, shutdown)
         });
     }
+    let reload = crate::reload::Reload {
+        cli: cli.clone(),
+        started: settings.clone(),
+        upstreams,
+        metrics: metrics.clone(),
+    };
+    let reloads = signals.reloads();
+    life.spawn("settings reload", move |shutdown| {
+        reload.run(reloads, shutdown)
+    });
     if let (Some(m), Some((store, _))) = (&metrics, &certs) {
         if let Some(expiry) = tls::expiry(&store.current()) {
             m.certificate_expiry.set(expiry);

@@ -26,6 +26,7 @@ pub mod mattermost;
 pub mod observe;
 pub mod pipeline;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod tls;
 pub mod upstream;

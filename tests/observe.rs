@@ -72,17 +72,7 @@ async fn every_kind_of_answer_gets_one_json_line_with_its_fields() {
     .expect("request");
     req.headers_mut()
         .insert("origin", "https://localhost".parse().expect("header"));
-    let tcp = tokio::net::TcpStream::connect(edge.https.expect("tls"))
-        .await
-        .expect("connect");
-    let (mut ws, _) = tokio_tungstenite::client_async_tls_with_config(
-        req,
-        tcp,
-        None,
-        Some(tokio_tungstenite::Connector::Rustls(edge.rustls_config())),
-    )
-    .await
-    .expect("upgrade");
+    let (mut ws, _) = common::wss_connect(&edge, req).await;
     let _hello = ws.next().await.expect("hello").expect("message");
     ws.send(Message::text("ping")).await.expect("send");
     let _echo = ws.next().await.expect("echo").expect("message");

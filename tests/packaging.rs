@@ -769,10 +769,12 @@ fn systemd_unit_is_hardened_and_outlasts_the_shutdown_grace() {
         ("StateDirectory", "mm-edge"),
         ("Restart", "on-failure"),
         ("KillSignal", "SIGTERM"),
-        ("EnvironmentFile", "-/etc/mm-edge/mm-edge.env"),
     ] {
         assert_eq!(one(k), v, "{k}=");
     }
+    // The env file is mm-edge's own (`--env-file`, read again on SIGHUP), not systemd's
+    // (read once at start, then shadowing the file's new values).
+    assert!(get("EnvironmentFile").is_empty(), "EnvironmentFile= set");
     let families = one("RestrictAddressFamilies");
     assert!(
         families.contains("AF_INET") && families.contains("AF_INET6"),
@@ -798,10 +800,14 @@ fn systemd_unit_is_hardened_and_outlasts_the_shutdown_grace() {
         "ExecStart={exec}"
     );
     assert!(
+        exec.contains("--env-file /etc/mm-edge/mm-edge.env"),
+        "ExecStart={exec}"
+    );
+    assert!(
         exec.split_whitespace().last() == Some("run"),
         "ExecStart={exec}"
     );
-    // README: `systemctl reload mm-edge` (SIGHUP) re-reads the certificate.
+    // README: `systemctl reload mm-edge` (SIGHUP) re-reads the certificate and the upstreams.
     let reload = one("ExecReload");
     assert!(
         reload.contains("-HUP") && reload.contains("$MAINPID"),

@@ -130,17 +130,7 @@ async fn websocket_tunnels_are_closed_on_shutdown() {
     let backend = Backend::start().await;
     // A grace period beyond the test's patience: the edge must close the tunnel, not wait.
     let edge = Edge::start(&backend, &[("MM_EDGE_SHUTDOWN_GRACE", "1h")]);
-    let tcp = tokio::net::TcpStream::connect(edge.https.expect("tls"))
-        .await
-        .expect("connect");
-    let (mut ws, resp) = tokio_tungstenite::client_async_tls_with_config(
-        edge.wss_url("/api/v4/websocket"),
-        tcp,
-        None,
-        Some(tokio_tungstenite::Connector::Rustls(edge.rustls_config())),
-    )
-    .await
-    .expect("upgrade through the edge");
+    let (mut ws, resp) = common::wss_connect(&edge, edge.wss_url("/api/v4/websocket")).await;
     assert_eq!(resp.status(), 101);
     let hello = tokio::time::timeout(PATIENCE, ws.next()).await;
     assert!(

@@ -30,32 +30,12 @@ const CHECKS: [(&str, &str); 3] = [
     ("MM_EDGE_UPSTREAM_HEALTH_FAILS", "2"),
     ("MM_EDGE_UPSTREAM_HEALTH_PASSES", "2"),
 ];
-
-/// Sends `n` requests one after the other; returns the server that answered each (from the
-/// access log), after checking they all succeeded.
-async fn answered_by(edge: &Edge, n: usize) -> Vec<String> {
-    let before = edge.access_lines().len();
-    let client = edge.client();
-    for _ in 0..n {
-        let resp = client.get(edge.url(ECHO)).send().await.expect("request");
-        assert_eq!(resp.status(), StatusCode::OK);
-        resp.bytes().await.expect("body");
-    }
-    edge.wait_for_access_lines(before + n)[before..]
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("json line");
-            v["upstream"].as_str().unwrap_or("").to_string()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_failing_its_checks_gets_no_requests_until_it_passes_again() {
     let (a, b) = (Backend::start().await, Backend::start().await);
     let edge = edge_for(&[&a.url(), &b.url()], &CHECKS);
     // Both take requests.
-    let servers = answered_by(&edge, 8).await;
+    let servers = common::answered_by(&edge, ECHO, 8).await;
     assert!(
         servers.contains(&a.url()) && servers.contains(&b.url()),
         "{servers:?}"
@@ -65,7 +45,7 @@ async fn a_server_failing_its_checks_gets_no_requests_until_it_passes_again() {
     b.set_ping_status(500);
     edge.wait_for_log("Mattermost server is down (health checks failed); it gets no new requests");
     assert!(edge.log().contains(&b.url()), "{}", edge.log());
-    let servers = answered_by(&edge, 10).await;
+    let servers = common::answered_by(&edge, ECHO, 10).await;
     assert!(
         servers.iter().all(|s| *s == a.url()),
         "{servers:?}\n{}",
@@ -77,7 +57,7 @@ async fn a_server_failing_its_checks_gets_no_requests_until_it_passes_again() {
     // Back: B takes requests again.
     b.set_ping_status(200);
     edge.wait_for_log("Mattermost server is up again");
-    let servers = answered_by(&edge, 8).await;
+    let servers = common::answered_by(&edge, ECHO, 8).await;
     assert!(servers.contains(&b.url()), "{servers:?}");
     let text = common::scrape_metrics(&edge).await;
     assert_eq!(
@@ -104,7 +84,7 @@ async fn when_every_server_is_down_they_are_still_tried() {
         edge.log()
     );
     // The checks say down, but the servers answer: no 502.
-    let servers = answered_by(&edge, 6).await;
+    let servers = common::answered_by(&edge, ECHO, 6).await;
     assert_eq!(servers.len(), 6);
 }
 
@@ -127,7 +107,7 @@ async fn the_server_with_fewer_requests_open_gets_the_next_ones() {
     };
     assert_eq!(busy.held_now(), 1);
     // Every request while it is open goes to the other server, in turn or not.
-    let servers = answered_by(&edge, 6).await;
+    let servers = common::answered_by(&edge, ECHO, 6).await;
     assert!(servers.iter().all(|s| *s == idle.url()), "{servers:?}");
     busy.release();
     let resp = held.await.expect("task").expect("held request");
@@ -165,7 +145,7 @@ async fn a_request_refused_by_one_server_goes_to_another_whatever_its_method() {
         assert_eq!(v["upstream"], a.url().as_str(), "{l}");
     }
     // The refused server is skipped for the fail timeout: no more retries meanwhile.
-    let servers = answered_by(&edge, 4).await;
+    let servers = common::answered_by(&edge, ECHO, 4).await;
     assert!(servers.iter().all(|s| *s == a.url()), "{servers:?}");
     assert_eq!(
         edge.log().matches("sending it to another server").count(),

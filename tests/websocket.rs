@@ -7,29 +7,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Edge};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::Connector;
-
-async fn next_text<S>(ws: &mut S) -> String
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        match tokio::time::timeout(common::PATIENCE, ws.next())
-            .await
-            .expect("message in time")
-        {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Binary(b))) => return String::from_utf8_lossy(&b).into_owned(),
-            Some(Ok(_)) => continue,
-            other => panic!("stream ended: {other:?}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn wss_echo_with_host_and_origin_unchanged() {
     let backend = Backend::start().await;
@@ -47,19 +28,9 @@ async fn wss_echo_with_host_and_origin_unchanged() {
         "host",
         format!("chat.example.com:{port}").parse().expect("header"),
     );
-    let tcp = tokio::net::TcpStream::connect(edge.https.expect("tls"))
-        .await
-        .expect("connect");
-    let (mut ws, resp) = tokio_tungstenite::client_async_tls_with_config(
-        req,
-        tcp,
-        None,
-        Some(Connector::Rustls(edge.rustls_config())),
-    )
-    .await
-    .expect("upgrade through the edge");
+    let (mut ws, resp) = common::wss_connect(&edge, req).await;
     assert_eq!(resp.status(), 101);
-    let hello: Value = serde_json::from_str(&next_text(&mut ws).await).expect("json hello");
+    let hello: Value = serde_json::from_str(&common::next_text(&mut ws).await).expect("json hello");
     assert_eq!(
         hello["origin"], "https://chat.example.com",
         "Origin unchanged"
@@ -72,11 +43,11 @@ async fn wss_echo_with_host_and_origin_unchanged() {
     for i in 0..50 {
         let msg = format!("{{\"seq\":{i},\"action\":\"user_typing\"}}");
         ws.send(Message::text(msg.clone())).await.expect("send");
-        assert_eq!(next_text(&mut ws).await, msg);
+        assert_eq!(common::next_text(&mut ws).await, msg);
     }
     let big = "x".repeat(256 * 1024);
     ws.send(Message::text(big.clone())).await.expect("send big");
-    assert_eq!(next_text(&mut ws).await.len(), big.len());
+    assert_eq!(common::next_text(&mut ws).await.len(), big.len());
     ws.close(None).await.expect("close");
 }
 
@@ -88,10 +59,10 @@ async fn plain_ws_in_http_mode() {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("upgrade");
-    let hello: Value = serde_json::from_str(&next_text(&mut ws).await).expect("json hello");
+    let hello: Value = serde_json::from_str(&common::next_text(&mut ws).await).expect("json hello");
     assert_eq!(hello["host"], format!("127.0.0.1:{}", edge.http.port()));
     ws.send(Message::text("ping")).await.expect("send");
-    assert_eq!(next_text(&mut ws).await, "ping");
+    assert_eq!(common::next_text(&mut ws).await, "ping");
 }
 
 /// README: a tunnel with no traffic either way for `MM_EDGE_WEBSOCKET_IDLE_TIMEOUT` is closed,
@@ -112,11 +83,11 @@ async fn idle_tunnel_is_closed_after_the_websocket_idle_timeout() {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("upgrade");
-    let _hello = next_text(&mut ws).await;
+    let _hello = common::next_text(&mut ws).await;
     // The last traffic: a message and its echo, both after this instant.
     let last = Instant::now();
     ws.send(Message::text("last words")).await.expect("send");
-    assert_eq!(next_text(&mut ws).await, "last words");
+    assert_eq!(common::next_text(&mut ws).await, "last words");
     // Say nothing more: the edge must end the tunnel (the stream ends).
     assert!(common::ws_ends(&mut ws).await, "idle tunnel was not closed");
     let lived = last.elapsed();

@@ -27,8 +27,28 @@ pub struct Cli {
     pub action: Action,
     /// TOML file (`--config` or its environment variable).
     pub config: Option<PathBuf>,
+    /// Env file read at start and on SIGHUP (`--env-file` or its environment variable).
+    pub env_file: Option<PathBuf>,
     /// Per-setting flags given, highest layer.
     pub overrides: Vec<(&'static Setting, String)>,
+}
+
+impl Cli {
+    /// Where settings' variables come from: the process environment and the env file, read
+    /// now (again on every reload).
+    pub fn environment(&self) -> Result<super::env_file::Environment, super::ConfigError> {
+        super::env_file::Environment::read(self.env_file.as_deref(), "--env-file")
+    }
+
+    /// The settings, layered from everything given (the files read now).
+    pub fn load(&self) -> Result<super::Settings, super::ConfigError> {
+        let environment = self.environment()?;
+        super::Settings::load(
+            self.config.as_deref(),
+            &|name| environment.get(name),
+            &self.overrides,
+        )
+    }
 }
 
 fn command() -> Command {
@@ -47,6 +67,14 @@ fn command() -> Command {
                 .value_name("PATH")
                 .global(true)
                 .help("TOML settings file"),
+        )
+        .arg(
+            Arg::new("env-file")
+                .long("env-file")
+                .env(super::spec::ENV_FILE_ENV)
+                .value_name("PATH")
+                .global(true)
+                .help("NAME=value settings file, read at start and on SIGHUP (the process environment wins)"),
         )
         .subcommand(Command::new("run").about("Serve (default)"))
         .subcommand(
@@ -93,6 +121,10 @@ where
         .get_one::<String>("config")
         .or_else(|| m.get_one::<String>("config"))
         .map(PathBuf::from);
+    let env_file = sub
+        .get_one::<String>("env-file")
+        .or_else(|| m.get_one::<String>("env-file"))
+        .map(PathBuf::from);
     let mut overrides = Vec::new();
     for &s in SETTINGS {
         if let Some(v) = sub
@@ -105,6 +137,7 @@ where
     Ok(Cli {
         action,
         config,
+        env_file,
         overrides,
     })
 }
@@ -122,10 +155,13 @@ mod tests {
             "5",
             "--config",
             "x.toml",
+            "--env-file",
+            "e.env",
         ])
         .expect("parses");
         assert_eq!(cli.action, Action::Check);
         assert_eq!(cli.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(cli.env_file, Some(PathBuf::from("e.env")));
         assert_eq!(cli.overrides.len(), 1);
         assert_eq!(cli.overrides[0].0.key, "rate_limit.per_sec");
         let cli = parse_from(["mm-edge", "--site-host", "a.example"]).expect("parses");

@@ -7,6 +7,7 @@
 //! Messages name a setting the way the user gave it ([`Settings::describe`]).
 
 pub mod cli;
+pub mod env_file;
 pub mod layers;
 pub mod parse;
 pub mod section;

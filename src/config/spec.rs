@@ -187,6 +187,9 @@ settings! {
 /// The variable naming the TOML file (the `--config` flag's environment form).
 pub const CONFIG_FILE_ENV: &str = "MM_EDGE_CONFIG";
 
+/// The variable naming mm-edge's env file (the `--env-file` flag's environment form).
+pub const ENV_FILE_ENV: &str = "MM_EDGE_ENV_FILE";
+
 /// A URL with the password of its user info (`scheme://user:PASSWORD@`) and of a `password=`
 /// or `pass=` query parameter replaced by `<redacted>`.
 fn redact_url_password(url: &str) -> std::borrow::Cow<'_, str> {

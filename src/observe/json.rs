@@ -46,7 +46,7 @@ impl<'a> JsonObject<'a> {
     }
 
     /// A string that is already valid inside a JSON string (the edge's own words: method names,
-    /// outcomes, times; or text escaped once with [`escaped`]). Checked in debug builds.
+    /// outcomes, times). Checked in debug builds.
     pub fn verbatim(&mut self, key: Key, value: &[u8]) {
         debug_assert!(
             serde_json::from_slice::<String>(&[b"\"", value, b"\""].concat()).is_ok(),
@@ -108,13 +108,6 @@ impl<'a> JsonObject<'a> {
     pub fn finish(self) {
         self.out.push(b'}');
     }
-}
-
-/// `s` escaped for the inside of a JSON string, once (for [`JsonObject::verbatim`]).
-pub fn escaped(s: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    escape_into(&mut out, s.as_bytes());
-    out
 }
 
 /// `ip` in its usual text form; IPv4 without the formatter's machinery (it is on every line).
@@ -258,7 +251,7 @@ mod tests {
             o.ip(json_key!("g"), "2001:db8::1".parse().expect("ip"));
             o.text(json_key!("h"), "caf\u{e9} \"x\"".as_bytes());
             o.text(json_key!("i"), b"Mozilla/5.0 (X11; Linux x86_64)");
-            o.verbatim(json_key!("j"), &escaped("a\"b"));
+            o.plain(json_key!("j"), "a\"b");
         });
         assert_eq!(v["a"], "GET");
         assert_eq!(v["b"], "q\"u\\o\u{1}te\n\u{fffd}");

@@ -301,6 +301,12 @@ impl Metrics {
             .get_or_create_owned(&vec![("server", server.to_string())])
     }
 
+    /// Drops the up/down gauge of a server removed from the list (its error counts stay).
+    pub fn forget_upstream(&self, server: &str) {
+        self.upstream_up
+            .remove(&vec![("server", server.to_string())]);
+    }
+
     /// Counts a failed request to `server` (`kind`: refused, timeout, busy, error).
     pub fn upstream_error(&self, server: &str, kind: &'static str) {
         self.upstream_errors

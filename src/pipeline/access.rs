@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::metrics::gauge::Gauge;
 use std::time::SystemTime;
 
 use time::OffsetDateTime;
@@ -18,7 +17,7 @@ use crate::answer::Outcome;
 use crate::config::AccessLogFormat;
 use crate::json_key;
 use crate::observe::access_log::AccessLog;
-use crate::observe::json::{escaped, JsonObject};
+use crate::observe::json::JsonObject;
 use crate::observe::metrics::Metrics;
 
 /// Query parameters whose values are secrets: API tokens (`access_token`, `token`), public file
@@ -40,42 +39,15 @@ pub struct Observer {
     log: AccessLog,
     format: AccessLogFormat,
     metrics: Option<Arc<Metrics>>,
-    /// Each Mattermost server as configured, by index.
-    upstreams: Vec<String>,
-    /// The same, escaped once for the JSON lines.
-    upstreams_json: Vec<Vec<u8>>,
-    /// Set from each request's outcome when no active health checks run (they set it then).
-    upstream_up: Vec<Gauge>,
 }
 
 impl Observer {
-    /// Writes lines to `log` in `format`; counts into `metrics` when on. With `passive_up`
-    /// (no active health checks), `mm_edge_upstream_up` follows the requests' outcomes.
-    pub fn new(
-        log: AccessLog,
-        format: AccessLogFormat,
-        metrics: Option<Arc<Metrics>>,
-        upstreams: Vec<String>,
-        passive_up: bool,
-    ) -> Self {
-        let upstream_up = match &metrics {
-            Some(m) => upstreams.iter().map(|u| m.upstream_up(u)).collect(),
-            None => Vec::new(),
-        };
-        if !passive_up {
-            // The health checks own the gauge; it starts up, as the servers do.
-            for g in &upstream_up {
-                g.set(1);
-            }
-        }
-        let upstream_up = if passive_up { upstream_up } else { Vec::new() };
+    /// Writes lines to `log` in `format`; counts into `metrics` when on.
+    pub fn new(log: AccessLog, format: AccessLogFormat, metrics: Option<Arc<Metrics>>) -> Self {
         Self {
             log,
             format,
             metrics,
-            upstreams_json: upstreams.iter().map(|u| escaped(u)).collect(),
-            upstreams,
-            upstream_up,
         }
     }
 
@@ -91,7 +63,6 @@ impl Observer {
         if ctx.login == Login::Failed {
             m.login_failures.inc();
         }
-        let server = ctx.upstream.map(usize::from);
         let kind = match ctx.outcome {
             Outcome::RateLimited => {
                 m.rate_limited.inc();
@@ -107,14 +78,8 @@ impl Observer {
             Outcome::UpstreamBusy => Some("busy"),
             _ => None,
         };
-        if let Some(i) = server {
-            let up = !matches!(ctx.outcome, Outcome::UpstreamRefused);
-            if let Some(g) = self.upstream_up.get(i) {
-                g.set(i64::from(up));
-            }
-            if let (Some(kind), Some(name)) = (kind, self.upstreams.get(i)) {
-                m.upstream_error(name, kind);
-            }
+        if let (Some(kind), Some(name)) = (kind, &ctx.upstream) {
+            m.upstream_error(name, kind);
         }
     }
 
@@ -127,9 +92,7 @@ impl Observer {
     }
 
     fn json(&self, ctx: &RequestCtx, now: SystemTime, took: Duration) -> Vec<u8> {
-        let upstream = ctx
-            .upstream
-            .and_then(|i| self.upstreams_json.get(usize::from(i)));
+        let upstream = ctx.upstream.as_deref();
         let len = |v: &Option<http::HeaderValue>| v.as_ref().map_or(0, |v| v.len());
         // The fixed part of a line is about 320 bytes: one allocation for the whole line.
         let mut out = Vec::with_capacity(
@@ -155,7 +118,7 @@ impl Observer {
         o.uint(json_key!("bytes_out"), ctx.bytes_out);
         o.millis(json_key!("duration_ms"), micros(took));
         if let Some(name) = upstream {
-            o.verbatim(json_key!("upstream"), name);
+            o.plain(json_key!("upstream"), name);
         }
         if let Some(us) = ctx.upstream_us {
             o.millis(json_key!("upstream_ms"), u64::from(us));

@@ -91,8 +91,8 @@ pub struct RequestCtx {
     pub rate: Option<RateHeaders>,
     /// Set by the login-limit phase: a sign-in attempt, and then what Mattermost said of it.
     pub login: Login,
-    /// The Mattermost server chosen, by index.
-    pub upstream: Option<u16>,
+    /// The Mattermost server that answered or failed (`http://host:port`).
+    pub upstream: Option<Arc<str>>,
     /// Microseconds from the request's arrival to Mattermost's response head.
     pub upstream_us: Option<u32>,
     /// The status sent.

@@ -156,9 +156,9 @@ impl<B> Pipeline<B> {
         &self.edge
     }
 
-    /// The Mattermost servers' health (the checker and the metrics use it).
-    pub fn upstream_health(&self) -> &Arc<crate::upstream::health::Health> {
-        self.forward.health()
+    /// The Mattermost servers (the checker, the metrics and reloads use them).
+    pub fn upstreams(&self) -> &Arc<crate::upstream::Upstreams<RequestBody<B>>> {
+        self.forward.upstreams()
     }
 }
 
@@ -245,14 +245,17 @@ where
         ),
         EdgeError,
     > {
-        let server = self.forward.pick();
-        ctx.upstream = u16::try_from(server).ok();
+        let mut server = self.forward.pick();
+        ctx.upstream = Some(server.name().clone());
         let prepared = self
             .forward
             .prepare(conn, ctx.client_ip, ctx.via_trusted_proxy, req);
         ctx.bytes_in = prepared.bytes_in;
-        let (server, sent) = self.forward.send(server, prepared.request).await;
-        ctx.upstream = u16::try_from(server).ok();
+        let sent = self.forward.send(&mut server, prepared.request).await;
+        if ctx.upstream.as_ref() != Some(server.name()) {
+            // Sent to another server after the first could not take it.
+            ctx.upstream = Some(server.name().clone());
+        }
         let mut resp = sent?;
         ctx.upstream_us = Some(u32::try_from(ctx.start.elapsed().as_micros()).unwrap_or(u32::MAX));
         ctx.outcome = Outcome::Proxied;

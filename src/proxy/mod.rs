@@ -23,7 +23,7 @@ use crate::answer::EdgeError;
 use crate::body::{BoxError, RequestBody, RequestBodyError};
 use crate::config::Settings;
 use crate::conn::{ip_header_value, ConnInfo};
-use crate::upstream::{PooledBody, UpstreamError, Upstreams};
+use crate::upstream::{PooledBody, Server, UpstreamError, Upstreams};
 
 /// Mattermost's response to a forwarded request.
 pub type UpstreamResponse<B> = Response<PooledBody<RequestBody<B>>>;
@@ -43,7 +43,7 @@ pub struct Prepared<B> {
 /// client's request body type.
 #[derive(Debug)]
 pub struct Forwarder<B> {
-    upstreams: Upstreams<RequestBody<B>>,
+    upstreams: Arc<Upstreams<RequestBody<B>>>,
     forwarded_proto: HeaderValue,
     max_body: u64,
     timeout: Duration,
@@ -53,7 +53,7 @@ impl<B> Forwarder<B> {
     /// Builds the forwarder from validated settings.
     pub fn new(settings: &Settings) -> Self {
         Self {
-            upstreams: Upstreams::new(&settings.upstream),
+            upstreams: Arc::new(Upstreams::new(&settings.upstream)),
             forwarded_proto: HeaderValue::from_static(if settings.site.https {
                 "https"
             } else {
@@ -65,18 +65,13 @@ impl<B> Forwarder<B> {
     }
 
     /// The server for the next request.
-    pub fn pick(&self) -> usize {
+    pub fn pick(&self) -> Arc<Server<RequestBody<B>>> {
         self.upstreams.pick()
     }
 
-    /// Server `i` as configured, for logs.
-    pub fn server_name(&self, i: usize) -> &str {
-        self.upstreams.name(i)
-    }
-
-    /// The servers' health.
-    pub fn health(&self) -> &Arc<crate::upstream::health::Health> {
-        self.upstreams.health()
+    /// The servers (the checker, the metrics and reloads use them).
+    pub fn upstreams(&self) -> &Arc<Upstreams<RequestBody<B>>> {
+        &self.upstreams
     }
 
     /// The request as Mattermost gets it: hop-by-hop headers removed (a WebSocket upgrade's
@@ -158,37 +153,36 @@ where
     RequestBody<B>: Default,
     B::Error: Into<BoxError>,
 {
-    /// Sends a prepared request to server `i` (or another, when none of it could be sent to
-    /// `i`), waiting up to the upstream timeout for the response head; returns the server that
-    /// answered or failed. A failure is classified: the client's body (too large, malformed,
-    /// client gone), an unreachable server (marked failed), or a server that closed without
-    /// answering.
+    /// Sends a prepared request to `server` (or another, when none of it could be sent to
+    /// it, which `server` then names), waiting up to the upstream timeout for the response
+    /// head. A failure is classified: the client's body (too large, malformed, client gone), an
+    /// unreachable server (marked failed), or a server that closed without answering.
     pub async fn send(
         &self,
-        i: usize,
+        server: &mut Arc<Server<RequestBody<B>>>,
         req: Request<RequestBody<B>>,
-    ) -> (usize, Result<UpstreamResponse<B>, EdgeError>) {
-        let sent = tokio::time::timeout(self.timeout, self.upstreams.send(i, req)).await;
-        let i = match &sent {
-            Ok((j, _)) => *j,
-            Err(_) => i,
-        };
-        let server = || self.upstreams.name(i).to_string();
-        let result = match sent {
-            Ok((_, Ok(resp))) => Ok(resp),
-            Ok((_, Err(e))) => Err(self.classify(i, &e, server)),
+    ) -> Result<UpstreamResponse<B>, EdgeError> {
+        let sent = tokio::time::timeout(self.timeout, self.upstreams.send(server, req)).await;
+        let name = || server.name().to_string();
+        match sent {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(self.classify(server, &e, name)),
             Err(_) => {
-                warn!(upstream = %server(), timeout = ?self.timeout, status = 504, "upstream timed out");
+                warn!(upstream = %name(), timeout = ?self.timeout, status = 504, "upstream timed out");
                 Err(EdgeError::UpstreamTimeout {
-                    server: server(),
+                    server: name(),
                     timeout: self.timeout,
                 })
             }
-        };
-        (i, result)
+        }
     }
 
-    fn classify(&self, i: usize, e: &UpstreamError, server: impl Fn() -> String) -> EdgeError {
+    fn classify(
+        &self,
+        at: &Server<RequestBody<B>>,
+        e: &UpstreamError,
+        server: impl Fn() -> String,
+    ) -> EdgeError {
         if let UpstreamError::Busy(limit) = e {
             warn!(upstream = %server(), error = %e, status = 503, "no connection to Mattermost left");
             return EdgeError::UpstreamBusy {
@@ -209,7 +203,7 @@ where
             None => {
                 warn!(upstream = %server(), error = %error_chain(e), status = 502, "upstream request failed");
                 if e.is_connect() {
-                    self.upstreams.mark_failed(i);
+                    self.upstreams.mark_failed(at);
                     EdgeError::UpstreamRefused { server: server() }
                 } else {
                     EdgeError::UpstreamProtocol { server: server() }

@@ -4,101 +4,209 @@
 //! open (ties in turn), so a restarted server takes its share back as clients reconnect. A
 //! request none of which could be sent (the connection was refused or failed) goes once to
 //! another server, whatever its method.
+//!
+//! The list can be replaced while serving ([`Upstreams::replace`], on SIGHUP): requests read it
+//! without a lock (`arc-swap`); a request or tunnel holds its server until it ends, so a removed
+//! server drains and closes its connections as they finish.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::Body;
 use tracing::warn;
 
 use crate::body::BoxError;
-use crate::config::Upstream;
+use crate::config::{Upstream, UpstreamServer};
 
 pub mod health;
 pub mod pool;
 
-use health::Health;
+use health::{Clock, OnChange, ServerHealth};
 use pool::ServerPool;
 pub use pool::{ConnPermit, PooledBody, SendError, UpstreamError};
 
-/// The Mattermost servers; `B` is the request body type sent to them.
+/// One Mattermost server: its health and its connections. `B` is the request body type.
 #[derive(Debug)]
+pub struct Server<B> {
+    health: Arc<ServerHealth>,
+    pool: Arc<ServerPool<B>>,
+}
+
+impl<B> Server<B> {
+    /// The server as configured (`http://host:port`), for logs and metrics.
+    pub fn name(&self) -> &Arc<str> {
+        self.health.name()
+    }
+}
+
+/// What a replacement of the list changed, by name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Servers new in the list.
+    pub added: Vec<Arc<str>>,
+    /// Servers no longer in it (draining).
+    pub removed: Vec<Arc<str>>,
+}
+
+/// Settings every server's pool is made with (those read at start).
+#[derive(Debug, Clone, Copy)]
+struct PoolSettings {
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
+}
+
+/// The Mattermost servers; `B` is the request body type sent to them.
 pub struct Upstreams<B> {
-    /// Each server as configured (`http://host:port`), for messages.
-    names: Vec<String>,
-    health: Arc<Health>,
+    servers: ArcSwap<Vec<Arc<Server<B>>>>,
+    clock: Clock,
+    pools: PoolSettings,
     next: AtomicUsize,
-    pools: Vec<Arc<ServerPool<B>>>,
+    /// Whether `mm_edge_upstream_up` follows the requests (no active checks).
+    passive: bool,
+    on_change: OnceLock<OnChange>,
+}
+
+impl<B> std::fmt::Debug for Upstreams<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("servers", &self.names())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B> Upstreams<B> {
     /// Builds the pools from the `[upstream]` settings.
     pub fn new(cfg: &Upstream) -> Self {
-        let pools = cfg
-            .servers
-            .iter()
-            .map(|s| {
-                Arc::new(ServerPool::new(
-                    s.authority.to_string(),
-                    cfg.connect_timeout,
-                    cfg.idle_timeout,
-                    cfg.max_connections,
-                ))
-            })
+        let pools = PoolSettings {
+            connect_timeout: cfg.connect_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_connections: cfg.max_connections,
+        };
+        let servers = dedup(&cfg.servers)
+            .map(|s| Arc::new(server(s, pools)))
             .collect();
         Self {
-            names: cfg.servers.iter().map(ToString::to_string).collect(),
-            health: Arc::new(Health::new(cfg.servers.len(), cfg.fail_timeout)),
-            next: AtomicUsize::new(0),
+            servers: ArcSwap::from_pointee(servers),
+            clock: Clock::new(cfg.fail_timeout),
             pools,
+            next: AtomicUsize::new(0),
+            passive: cfg.health_interval.is_zero(),
+            on_change: OnceLock::new(),
         }
     }
 
-    /// The servers' health (the checker updates it; metrics watch it).
-    pub fn health(&self) -> &Arc<Health> {
-        &self.health
+    /// Sets what is told of every change of a server's state (once; later calls are
+    /// ignored): the active checks' verdicts, or without them whether requests could connect.
+    pub fn on_change(&self, f: OnChange) {
+        let _ = self.on_change.set(f);
+    }
+
+    /// The servers' health now, for the checker (which asks again every round).
+    pub fn health(&self) -> Vec<Arc<ServerHealth>> {
+        self.servers
+            .load()
+            .iter()
+            .map(|s| s.health.clone())
+            .collect()
+    }
+
+    /// The servers' names now, in the configured order.
+    pub fn names(&self) -> Vec<Arc<str>> {
+        self.servers
+            .load()
+            .iter()
+            .map(|s| s.name().clone())
+            .collect()
+    }
+
+    /// Replaces the list: servers kept (same `host:port`) keep their connections and health,
+    /// new ones start up with empty pools, removed ones take no new requests and close their
+    /// connections as the requests and tunnels on them end.
+    pub fn replace(&self, list: &[UpstreamServer]) -> Changes {
+        let old = self.servers.load_full();
+        let mut changes = Changes::default();
+        let new: Vec<Arc<Server<B>>> = dedup(list)
+            .map(|s| {
+                let name = s.to_string();
+                match old.iter().find(|o| **o.name() == *name) {
+                    Some(kept) => kept.clone(),
+                    None => {
+                        let added = Arc::new(server(s, self.pools));
+                        changes.added.push(added.name().clone());
+                        added
+                    }
+                }
+            })
+            .collect();
+        for gone in old
+            .iter()
+            .filter(|o| !new.iter().any(|n| Arc::ptr_eq(n, o)))
+        {
+            gone.pool.retire();
+            changes.removed.push(gone.name().clone());
+        }
+        self.servers.store(Arc::new(new));
+        if let Some(f) = self.on_change.get() {
+            for name in &changes.added {
+                f(name, true);
+            }
+        }
+        changes
     }
 
     /// The server for the next request: the usable one with the fewest requests and tunnels
     /// (no lock: relaxed loads; ties go round-robin); when none is usable, the next in turn.
-    pub fn pick(&self) -> usize {
-        self.pick_other(usize::MAX)
+    pub fn pick(&self) -> Arc<Server<B>> {
+        self.pick_other(None)
     }
 
     /// As [`Upstreams::pick`], never `not` while there is another server.
-    fn pick_other(&self, not: usize) -> usize {
-        let n = self.names.len();
+    fn pick_other(&self, not: Option<&Arc<Server<B>>>) -> Arc<Server<B>> {
+        let servers = self.servers.load();
+        let n = servers.len();
         if n == 1 {
-            return 0;
+            return servers[0].clone();
         }
+        let is_not = |s: &Arc<Server<B>>| not.is_some_and(|x| Arc::ptr_eq(x, s));
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let now = self.health.now_ms();
-        let mut best: Option<(usize, usize)> = None;
-        for i in (0..n).map(|k| (start + k) % n).filter(|&i| i != not) {
-            if !self.health.usable(i, now) {
+        let now = self.clock.now_ms();
+        let mut best: Option<(&Arc<Server<B>>, usize)> = None;
+        for s in (0..n).map(|k| &servers[(start + k) % n]) {
+            if is_not(s) || !s.health.usable(now) {
                 continue;
             }
-            let load = self.pools[i].in_use();
+            let load = s.pool.in_use();
             if best.is_none_or(|(_, l)| load < l) {
-                best = Some((i, load));
+                best = Some((s, load));
             }
         }
         match best {
-            Some((i, _)) => i,
-            None if start == not => (start + 1) % n,
-            None => start,
+            Some((s, _)) => s.clone(),
+            None if is_not(&servers[start]) => servers[(start + 1) % n].clone(),
+            None => servers[start].clone(),
         }
     }
 
-    /// Server `i` as configured (`http://host:port`).
-    pub fn name(&self, i: usize) -> &str {
-        self.names.get(i).map_or("?", String::as_str)
+    /// Records that `server` could not be connected to: skipped for the fail timeout. With a
+    /// single server there is nowhere else to go, so nothing changes.
+    pub fn mark_failed(&self, server: &Server<B>) {
+        if self.servers.load().len() > 1 {
+            server.health.mark_failed(&self.clock);
+        }
     }
 
-    /// Records that server `i` could not be connected to (see [`Health::mark_failed`]).
-    pub fn mark_failed(&self, i: usize) {
-        self.health.mark_failed(i);
+    /// Without active checks, the up/down state follows whether requests could connect.
+    fn reached(&self, server: &Server<B>, reached: bool) {
+        if !self.passive {
+            return;
+        }
+        if let (Some(up), Some(f)) = (server.health.reached(reached), self.on_change.get()) {
+            f(server.name(), up);
+        }
     }
 }
 
@@ -108,28 +216,68 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    /// Sends a request (origin-form URI, Host set) to server `i` over a pooled connection; a
-    /// request none of which reached `i` because it refused or failed the connection goes once
-    /// to another server. Returns the server that answered, or the one that failed last.
+    /// Sends a request (origin-form URI, Host set) to `server` over a pooled connection; a
+    /// request none of which reached it because it refused or failed the connection goes once
+    /// to another server, which `server` then names.
     pub async fn send(
         &self,
-        i: usize,
+        server: &mut Arc<Server<B>>,
         req: Request<B>,
-    ) -> (usize, Result<Response<PooledBody<B>>, UpstreamError>) {
-        match self.pools[i].send(req).await {
-            Ok(resp) => (i, Ok(resp)),
+    ) -> Result<Response<PooledBody<B>>, UpstreamError> {
+        let result = match server.pool.send(req).await {
+            Ok(resp) => Ok(resp),
             Err(SendError {
                 error,
                 unsent: Some(req),
-            }) if self.names.len() > 1 && !matches!(error, UpstreamError::Busy(_)) => {
+            }) if self.servers.load().len() > 1 && !matches!(error, UpstreamError::Busy(_)) => {
                 if error.is_connect() {
-                    self.health.mark_failed(i);
+                    self.mark_failed(server);
+                    self.reached(server, false);
                 }
-                let j = self.pick_other(i);
-                warn!(upstream = %self.name(i), error = %error, retry = %self.name(j), "request not sent to Mattermost; sending it to another server");
-                (j, self.pools[j].send(req).await.map_err(|e| e.error))
+                let other = self.pick_other(Some(server));
+                warn!(upstream = %server.name(), error = %error, retry = %other.name(), "request not sent to Mattermost; sending it to another server");
+                *server = other;
+                server.pool.send(req).await.map_err(|e| e.error)
             }
-            Err(e) => (i, Err(e.error)),
+            Err(e) => Err(e.error),
+        };
+        let connected = !matches!(&result, Err(e) if e.is_connect());
+        self.reached(server, connected);
+        result
+    }
+}
+
+impl<B: Send + Sync + 'static> Upstreams<B> {
+    /// The active checks of these servers (the list asked for every round), as configured.
+    pub fn checks(self: &Arc<Self>, cfg: &Upstream, on_change: Option<OnChange>) -> health::Checks {
+        let me = self.clone();
+        health::Checks {
+            servers: Box::new(move || me.health()),
+            interval: cfg.health_interval,
+            fails: cfg.health_fails,
+            passes: cfg.health_passes,
+            on_change,
         }
+    }
+}
+
+/// The list without repeats of the same server (the first one stays).
+fn dedup(list: &[UpstreamServer]) -> impl Iterator<Item = &UpstreamServer> {
+    list.iter()
+        .enumerate()
+        .filter(|(i, s)| !list[..*i].iter().any(|p| p.to_string() == s.to_string()))
+        .map(|(_, s)| s)
+}
+
+fn server<B>(s: &UpstreamServer, pools: PoolSettings) -> Server<B> {
+    let authority = s.authority.to_string();
+    Server {
+        health: Arc::new(ServerHealth::new(Arc::from(s.to_string()), &authority)),
+        pool: Arc::new(ServerPool::new(
+            authority,
+            pools.connect_timeout,
+            pools.idle_timeout,
+            pools.max_connections,
+        )),
     }
 }

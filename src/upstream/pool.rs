@@ -108,6 +108,8 @@ pub struct ServerPool<B> {
     idle_len: AtomicUsize,
     /// Whether the task closing expired idle connections runs (started by the first connect).
     reaper: AtomicBool,
+    /// Removed from the list by a reload: connections coming back close instead of idling.
+    retired: AtomicBool,
 }
 
 impl<B> ServerPool<B> {
@@ -129,6 +131,7 @@ impl<B> ServerPool<B> {
             idle: Mutex::new(VecDeque::new()),
             idle_len: AtomicUsize::new(0),
             reaper: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -170,6 +173,15 @@ impl<B> ServerPool<B> {
         }
     }
 
+    /// The server was removed from the list: its idle connections close now, the busy ones
+    /// and the tunnels when they end (nothing in flight is cut).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        let mut idle = self.idle.lock();
+        idle.clear();
+        self.idle_len.store(0, Ordering::Relaxed);
+    }
+
     fn put_back(&self, conn: Conn<B>) {
         if conn.sender.is_closed() || self.waiting.load(Ordering::Relaxed) > 0 {
             // Closed, or someone waits for a permit: let this one go so they get it.
@@ -177,6 +189,10 @@ impl<B> ServerPool<B> {
         }
         let now = Instant::now();
         let mut idle = self.idle.lock();
+        // Read under the lock that `retire` takes after setting it: none slips in after.
+        if self.retired.load(Ordering::Relaxed) {
+            return;
+        }
         // Room for this one within the bound.
         self.close_expired(&mut idle, now, MAX_IDLE - 1);
         idle.push_back((conn, now));

@@ -15,6 +15,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use tokio_tungstenite::tungstenite::Message;
+
 #[allow(unused_imports)]
 pub use backend::{Backend, FAKE_REQUEST_ID, FAKE_VERSION_ID};
 
@@ -643,4 +645,70 @@ pub fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
         .unwrap_or(0.0)
+}
+
+/// Sends `n` GET requests for `path` one after the other; returns the server that answered each
+/// (the access log's `upstream` field), after checking they all got 200.
+pub async fn answered_by(edge: &Edge, path: &str, n: usize) -> Vec<String> {
+    let before = edge.access_lines().len();
+    let client = edge.client();
+    for _ in 0..n {
+        let resp = client.get(edge.url(path)).send().await.expect("request");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "{}", edge.log());
+        resp.bytes().await.expect("body");
+    }
+    edge.wait_for_access_lines(before + n)[before..]
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            v["upstream"].as_str().unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+/// The next text (or binary, as text) WebSocket message, within [`PATIENCE`].
+pub async fn next_text<S>(ws: &mut S) -> String
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    use futures_util::StreamExt;
+    loop {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("message in time")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Binary(b))) => return String::from_utf8_lossy(&b).into_owned(),
+            Some(Ok(_)) => continue,
+            other => panic!("stream ended: {other:?}"),
+        }
+    }
+}
+
+/// A WebSocket through the edge's TLS listener.
+pub type Wss =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a WebSocket with `req` through the edge's TLS listener (trusting its certificate).
+pub async fn wss_connect<R>(
+    edge: &Edge,
+    req: R,
+) -> (
+    Wss,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+)
+where
+    R: tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+{
+    let tcp = tokio::net::TcpStream::connect(edge.https.expect("tls"))
+        .await
+        .expect("connect");
+    tokio_tungstenite::client_async_tls_with_config(
+        req,
+        tcp,
+        None,
+        Some(tokio_tungstenite::Connector::Rustls(edge.rustls_config())),
+    )
+    .await
+    .expect("upgrade through the edge")
 }
