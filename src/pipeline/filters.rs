@@ -36,12 +36,17 @@ impl Filters {
 /// Mattermost's `X-Request-Id` is the request's id; without one (the edge answered, or the
 /// endpoint sends none) the edge's is used: a trusted proxy's, or a new one in Mattermost's
 /// shape, sent to the client.
+///
+/// The id is unique per response, so it is marked sensitive: HTTP/2 sends it as a literal that
+/// is never added to the HPACK table (where each would push out a header that repeats).
 fn request_id(ctx: &mut RequestCtx, headers: &mut HeaderMap) {
-    if let Some(id) = headers.get(X_REQUEST_ID) {
+    if let Some(id) = headers.get_mut(X_REQUEST_ID) {
+        id.set_sensitive(true);
         ctx.request_id = Some(id.clone());
         return;
     }
-    let id = ctx.request_id.take().unwrap_or_else(new_request_id);
+    let mut id = ctx.request_id.take().unwrap_or_else(new_request_id);
+    id.set_sensitive(true);
     headers.insert(X_REQUEST_ID, id.clone());
     ctx.request_id = Some(id);
 }
