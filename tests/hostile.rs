@@ -7,21 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Backend, Edge, PATIENCE};
+use common::{tls_connect as tls, Backend, Edge, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// A TLS connection to the edge's HTTPS listener, trusting its certificate; `alpn` as given.
-async fn tls(edge: &Edge, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut config = (*edge.rustls_config()).clone();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(edge.https.expect("tls"))
-        .await
-        .expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    connector.connect(name, tcp).await.expect("TLS handshake")
-}
 
 /// An HTTP/2 connection to the edge (over TLS), driven in the background.
 async fn h2_client(edge: &Edge, builder: &h2::client::Builder) -> h2::client::SendRequest<Bytes> {

@@ -40,11 +40,47 @@ pub struct Activity {
 
 impl Activity {
     /// Marks a request started on the connection; dropping the guard marks its response
-    /// finished (for [`Watch::by_streams`]).
+    /// finished (for [`Watch::by_streams`] and [`Activity::idle_mark`]).
     pub fn stream(self: &Arc<Self>) -> StreamGuard {
         self.stream_events.fetch_add(1, Ordering::Relaxed);
         self.streams_open.fetch_add(1, Ordering::Relaxed);
         StreamGuard(self.clone())
+    }
+}
+
+/// The traffic a connection had seen at one moment; two equal marks mean it stayed quiet
+/// between them (see [`Activity::idle_mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    moved: u64,
+    stream_events: u64,
+}
+
+impl Mark {
+    /// Requests started plus responses finished (counted by [`Activity::stream`]).
+    pub fn stream_events(&self) -> u64 {
+        self.stream_events
+    }
+}
+
+impl Activity {
+    /// Requests started plus responses finished so far.
+    pub fn stream_events(&self) -> u64 {
+        self.stream_events.load(Ordering::Relaxed)
+    }
+
+    /// A mark of the traffic so far; `None` while a request is open or the last write to the
+    /// client could not proceed.
+    pub fn idle_mark(&self) -> Option<Mark> {
+        if self.streams_open.load(Ordering::Relaxed) > 0
+            || self.write_blocked.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        Some(Mark {
+            moved: self.moved.load(Ordering::Relaxed),
+            stream_events: self.stream_events.load(Ordering::Relaxed),
+        })
     }
 }
 

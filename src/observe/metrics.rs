@@ -117,6 +117,8 @@ pub struct Metrics {
     connections: Family<Labels, Gauge>,
     /// Open WebSocket tunnels.
     pub websocket_tunnels: Gauge,
+    /// HTTPS HTTP/1.1 connections parked between requests.
+    pub connections_parked: Gauge,
     /// Body bytes from clients.
     pub bytes_in: Counter,
     /// Body bytes to clients.
@@ -196,6 +198,12 @@ impl Metrics {
             "Open client connections, by protocol",
             connections.clone(),
         );
+        let connections_parked = Gauge::default();
+        registry.register(
+            "connections_parked",
+            "HTTPS HTTP/1.1 connections parked between requests (holding no HTTP buffers)",
+            connections_parked.clone(),
+        );
         let websocket_tunnels = Gauge::default();
         registry.register(
             "websocket_tunnels_open",
@@ -257,6 +265,7 @@ impl Metrics {
             rate_limit_redis_up,
             connections,
             websocket_tunnels,
+            connections_parked,
             bytes_in,
             bytes_out,
             upstream_up,

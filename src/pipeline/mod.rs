@@ -46,6 +46,7 @@ use crate::body::{BoxError, LocalBody, RequestBody};
 use crate::config::{ConfigError, Settings};
 use crate::conn::{ConnInfo, Listener};
 use crate::edge::Edge;
+use crate::io::upgrade::ClientUpgrade;
 use crate::lifecycle::Shutdown;
 use crate::observe::metrics::Metrics;
 use crate::proxy::{self, tunnel, Forwarder};
@@ -241,7 +242,7 @@ where
     ) -> Result<
         (
             Response<Either<PooledBody<RequestBody<B>>, LocalBody>>,
-            Option<(hyper::upgrade::OnUpgrade, hyper::upgrade::OnUpgrade)>,
+            Option<(ClientUpgrade, hyper::upgrade::OnUpgrade)>,
         ),
         EdgeError,
     > {

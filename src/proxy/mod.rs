@@ -16,13 +16,13 @@ use http::header::{self, HeaderValue};
 use http::uri::Uri;
 use http::{Request, Response, Version};
 use hyper::body::Body;
-use hyper::upgrade::OnUpgrade;
 use tracing::{debug, warn};
 
 use crate::answer::EdgeError;
 use crate::body::{BoxError, RequestBody, RequestBodyError};
 use crate::config::Settings;
 use crate::conn::{ip_header_value, ConnInfo};
+use crate::io::upgrade::ClientUpgrade;
 use crate::upstream::{PooledBody, Server, UpstreamError, Upstreams};
 
 /// Mattermost's response to a forwarded request.
@@ -34,7 +34,7 @@ pub struct Prepared<B> {
     /// The request as Mattermost gets it.
     pub request: Request<RequestBody<B>>,
     /// The client's side of a WebSocket upgrade, when it asked for one.
-    pub client_upgrade: Option<OnUpgrade>,
+    pub client_upgrade: Option<ClientUpgrade>,
     /// Bytes of the request body read so far (none for a request without a body).
     pub bytes_in: Option<Arc<AtomicU64>>,
 }
@@ -91,7 +91,7 @@ impl<B> Forwarder<B> {
         B::Error: Into<BoxError>,
     {
         let upgrade = headers::is_upgrade(&req);
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let client_upgrade = upgrade.then(|| ClientUpgrade::take(&mut req));
         let linger = req.version() != Version::HTTP_2;
         let (mut parts, body) = req.into_parts();
         if let Some(auth) = parts.uri.authority() {

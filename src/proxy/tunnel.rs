@@ -9,6 +9,7 @@ use tracing::debug;
 
 use crate::io::pump::pump;
 use crate::io::tracked::{Expiry, Side, Tracked, Watch};
+use crate::io::upgrade::ClientUpgrade;
 use crate::lifecycle::Shutdown;
 use crate::upstream::ConnPermit;
 
@@ -60,7 +61,7 @@ pub struct Timeouts {
 /// hears how it ended. `permit` (the upstream connection's share of its server's limit) is held
 /// until then.
 pub fn spawn(
-    client: OnUpgrade,
+    client: ClientUpgrade,
     upstream: OnUpgrade,
     timeouts: Timeouts,
     permit: Option<ConnPermit>,
@@ -68,6 +69,8 @@ pub fn spawn(
     on_close: impl OnClose,
 ) {
     tokio::spawn(async move {
+        let upstream = async { upstream.await.map_err(|e| e.to_string()) };
+        let client = async { client.connection().await.map_err(|e| e.to_string()) };
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
             Err(e) => {
@@ -80,7 +83,7 @@ pub fn spawn(
             }
         };
         let _permit = permit;
-        let (mut client, activity) = Tracked::client(TokioIo::new(client));
+        let (mut client, activity) = Tracked::client(client);
         let mut upstream =
             Tracked::with_activity(TokioIo::new(upstream), activity.clone(), Side::Upstream);
         let mut watch = Watch::new(activity, timeouts.idle, timeouts.send);

@@ -31,6 +31,10 @@ use crate::observe::metrics::Metrics;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 
+mod parked;
+
+pub use parked::PARK_AFTER;
+
 /// HTTP/2: how often an idle connection is pinged, and how long the answer may take.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
@@ -68,7 +72,7 @@ macro_rules! h1_settings {
 enum Proto {
     /// Told by the first bytes: plain connections (HTTP/1.1, or HTTP/2 with prior knowledge).
     Sniff,
-    /// HTTP/1.1: TLS without ALPN `h2`.
+    /// HTTP/1.1: TLS without ALPN `h2`, parked between requests (see [`parked`]).
     H1,
     /// HTTP/2: TLS with ALPN `h2` (served like `Sniff`, see [`Serve`]).
     H2,
@@ -98,6 +102,7 @@ pub struct Serve {
 struct Counters {
     http1: Gauge,
     http2: Gauge,
+    parked: Gauge,
     handshake_failures: Counter,
     proxy_rejected: Counter,
 }
@@ -131,6 +136,7 @@ impl Serve {
             counters: metrics.map(|m| Counters {
                 http1: m.connections("http1"),
                 http2: m.connections("http2"),
+                parked: m.connections_parked.clone(),
                 handshake_failures: m.tls_handshake_failures.clone(),
                 proxy_rejected: m.proxy_protocol_rejected.clone(),
             }),
@@ -169,9 +175,10 @@ impl Serve {
         let (stream, activity) = Tracked::client(stream);
         let Some(acceptor) = tls else {
             let conn = ConnInfo::new(peer, role, None);
-            return self
-                .http(stream, activity, conn, Proto::Sniff, handler)
-                .await;
+            // Boxed like the HTTP/2 path below: the task itself stays the size a parked
+            // HTTPS HTTP/1.1 connection needs (4.4 KB, from 12.9 KB).
+            let http = self.http(stream, activity, conn, Proto::Sniff, handler);
+            return Box::pin(http).await;
         };
         match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(stream)) => {
@@ -186,9 +193,12 @@ impl Serve {
                 }
                 let conn = ConnInfo::new(peer, role, version);
                 if h2 {
-                    self.http(Coalesce::new(stream), activity, conn, Proto::H2, handler)
-                        .await
+                    let io = Coalesce::new(stream);
+                    Box::pin(self.http(io, activity, conn, Proto::H2, handler)).await
                 } else {
+                    // Boxed: moved as a pointer, the TLS session is not copied into every state
+                    // of the connection's future (which a parked connection keeps).
+                    let stream = Box::new(stream);
                     self.http(stream, activity, conn, Proto::H1, handler).await
                 }
             }
@@ -226,35 +236,51 @@ impl Serve {
             .counters
             .as_ref()
             .map(|c| OpenGauge::new(if h2 { &c.http2 } else { &c.http1 }));
-        // One reference count per request for both the handler and the connection facts.
-        let ctx = Arc::new((handler, conn));
-        // HTTP/2 idleness is counted in streams (see `Watch::by_streams`).
-        let streams = h2.then(|| activity.clone());
-        let service = service_fn(move |req| {
+        // One reference count per request for the handler, the connection facts and the
+        // upgrade handoff.
+        let parking = proto == Proto::H1;
+        let shared = Arc::new(Shared {
+            handler,
+            conn,
+            parking,
+            handoff: parked::Handoff::default(),
+        });
+        // HTTP/2 idleness is counted in streams (see `Watch::by_streams`); parking HTTP/1.1
+        // waits for its requests to finish.
+        let streams = (h2 || parking).then(|| activity.clone());
+        let ctx = shared.clone();
+        let service = service_fn(move |mut req| {
             let ctx = ctx.clone();
             let guard = streams.as_ref().map(|a| a.stream());
             async move {
-                let (handler, conn) = &*ctx;
-                let res = handler.handle(conn, req).await;
+                if ctx.parking {
+                    ctx.handoff.prepare(&mut req);
+                }
+                let res = ctx.handler.handle(&ctx.conn, req).await;
+                if ctx.parking {
+                    ctx.handoff.answered(res.status());
+                }
                 Ok::<_, Infallible>(res.map(|inner| Streamed {
                     inner,
                     _guard: guard,
                 }))
             }
         });
-        let mut watch = Watch::new(activity, self.keepalive_timeout, self.send_timeout);
+        let mut watch = Watch::new(activity.clone(), self.keepalive_timeout, self.send_timeout);
         if h2 {
             watch = watch.by_streams();
         }
-        let io = TokioIo::new(io);
         match proto {
             Proto::Sniff | Proto::H2 => {
+                let io = TokioIo::new(io);
                 let connection = self.auto.serve_connection_with_upgrades(io, service);
-                self.drive(connection, watch, peer).await;
+                // Boxed, so that the HTTPS HTTP/1.1 instance of this future (which a parked
+                // connection keeps) is not sized for hyper-util's connection.
+                Box::pin(self.drive(connection, watch, peer)).await;
             }
             Proto::H1 => {
-                let connection = self.h1.serve_connection(io, service).with_upgrades();
-                self.drive(connection, watch, peer).await;
+                self.h1_parking(io, service, watch, &activity, &shared.handoff, peer)
+                    .await;
             }
         }
     }
@@ -319,21 +345,19 @@ where
     }
 }
 
-impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
-where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<crate::body::BoxError>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    B: Body + 'static,
-    B::Error: Into<crate::body::BoxError>,
-{
-    fn close_gracefully(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
+/// What every request on a connection shares.
+struct Shared<H> {
+    handler: Arc<H>,
+    conn: ConnInfo,
+    /// HTTPS HTTP/1.1, parked between requests (see [`parked`]).
+    parking: bool,
+    /// When parking: how an upgraded connection gets to the tunnel.
+    handoff: parked::Handoff,
 }
 
 pin_project_lite::pin_project! {
-    /// A response body that holds its HTTP/2 stream open for the idle watch until it is done.
+    /// A response body that holds its request open (for HTTP/2's idle watch and for parking)
+    /// until it is done.
     struct Streamed<B> {
         #[pin]
         inner: B,

@@ -487,6 +487,13 @@ pub fn refused_addr() -> (std::net::TcpListener, std::net::SocketAddr) {
 /// Reads one HTTP/1.1 response off a raw connection: its head, and a body of its
 /// `Content-Length` (none without one); returns the status line.
 pub async fn h1_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
+    h1_response_with_body(s).await.0
+}
+
+/// [`h1_response`], with the body.
+pub async fn h1_response_with_body<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+) -> (String, Vec<u8>) {
     use tokio::io::AsyncReadExt;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -507,7 +514,23 @@ pub async fn h1_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
         .await
         .expect("response body in time")
         .expect("response body");
-    head.lines().next().unwrap_or_default().to_string()
+    (head.lines().next().unwrap_or_default().to_string(), body)
+}
+
+/// A TLS connection to the edge's HTTPS listener, trusting its certificate; `alpn` as given.
+#[allow(dead_code)]
+pub async fn tls_connect(
+    edge: &Edge,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut config = (*edge.rustls_config()).clone();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(edge.https.expect("tls"))
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    connector.connect(name, tcp).await.expect("TLS handshake")
 }
 
 /// Whether a WebSocket's stream ends (closed, failed or a Close frame) within [`PATIENCE`],
