@@ -54,11 +54,6 @@ impl<T> Rewind<T> {
         };
         (self.inner, rest)
     }
-
-    /// The inner I/O.
-    pub fn get_ref(&self) -> &T {
-        &self.inner
-    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {

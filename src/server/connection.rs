@@ -33,8 +33,6 @@ use prometheus_client::metrics::gauge::Gauge;
 
 mod parked;
 
-pub use parked::PARK_AFTER;
-
 /// HTTP/2: how often an idle connection is pinged, and how long the answer may take.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);

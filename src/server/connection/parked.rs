@@ -1,11 +1,12 @@
 //! HTTPS HTTP/1.1 between requests. hyper serves the requests in sessions. A connection that
 //! stays quiet after a request (no request open, no byte moving, no write blocked) for
-//! [`PARK_AFTER`] is parked: its session ends, which frees hyper's state (8 KiB read and
-//! 8 KiB write buffers, the request future's slot), and the connection waits for the client's
-//! next byte holding only its TLS session. That byte starts a new session. Bytes hyper had read
-//! ahead are given back to the new session first, so pipelined or half-sent requests are not
-//! lost. A session that began that way parks only after it has answered a request, so a client
-//! trickling a request head cannot renew the client header timeout by pausing.
+//! [`PARK_AFTER`] is parked: its session ends, which frees hyper's state (its read buffer, 16
+//! KiB once grown past the first byte; its 8 KiB write buffer; the request future's slot), and
+//! the connection waits for the client's next byte holding only its TLS session. That byte
+//! starts a new session. Bytes hyper had read ahead are given back to the new session first,
+//! so pipelined or half-sent requests are not lost. A session that began that way parks only
+//! after it has answered a request, so a client trickling a request head cannot renew the
+//! client header timeout by pausing.
 //!
 //! The sessions run without hyper's upgrade support, which would close the connection at the
 //! session's end. An upgrade request gets a [`Handover`](crate::io::upgrade::Handover)
@@ -111,28 +112,26 @@ impl Serve {
                 }
             }
             first = false;
-            let io_ = TokioIo::new(Rewind::keep_open(io, ahead));
-            let session = self.h1.serve_connection(io_, service);
-            let (end, parts) =
+            let session_io = TokioIo::new(Rewind::keep_open(io, ahead));
+            let session = self.h1.serve_connection(session_io, service);
+            // Boxed: hyper's connection lives on the heap for the session only, so the parked
+            // connection's task is not sized for it.
+            let (park, parts) =
                 match Box::pin(self.session(session, &mut watch, activity, peer)).await {
-                    End::Park(parts) => {
-                        let ahead = parts.read_buf.len();
-                        debug!(%peer, ahead, "connection parked");
-                        (true, parts)
-                    }
+                    End::Park(parts) => (true, parts),
                     End::Close(parts) => (false, parts),
                     End::Drop => return,
                 };
-            let (inner, rest) = parts.io.into_inner().into_parts(parts.read_buf);
+            let (mut inner, rest) = parts.io.into_inner().into_parts(parts.read_buf);
             if handoff.switched.swap(false, Ordering::Relaxed) {
                 handoff.hand_over(inner, rest);
                 return;
             }
-            if !end {
-                let mut inner = inner;
+            if !park {
                 self.close(&mut inner).await;
                 return;
             }
+            debug!(%peer, ahead = rest.len(), "connection parked");
             (io, ahead, service) = (inner, rest, parts.service);
         }
     }
