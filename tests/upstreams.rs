@@ -1,6 +1,7 @@
 //! Several Mattermost servers (issue 15): active health checks take a server out and bring it
 //! back, requests go to the server with the fewest requests and tunnels open, and a request
-//! that could not be sent to one server goes to another, whatever its method.
+//! that could not be sent to one server goes to another, whatever its method. A request a
+//! kept-alive connection was closed under is sent again only when that repeats nothing.
 //!
 //! Which server answered is read from the access log's `upstream` field. The checks run every
 //! 100 ms; the tests wait for the edge's log lines saying a server went down or came back
@@ -156,4 +157,121 @@ async fn a_request_refused_by_one_server_goes_to_another_whatever_its_method() {
     // The ping path itself is proxied as before (the checks do not take it over).
     let resp = client.get(edge.url(PING)).send().await.expect("ping");
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// A Mattermost stand-in that closes a kept-alive connection without answering: the request
+/// after a `/api/v4/then-close` on the same connection is read to its end, then the connection
+/// closes. Every request is recorded as (path, connection number).
+async fn closing_backend() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, usize)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            n += 1;
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut close_next = false;
+                loop {
+                    // One request: the head, then a Content-Length body.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                    buf.drain(..head_end + len);
+                    record.lock().expect("lock").push((path.clone(), n));
+                    if close_next {
+                        return; // read to the end, never answered
+                    }
+                    close_next = path == "/api/v4/then-close";
+                    let body = format!("{{\"connection\":{n}}}");
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_under_a_request_repeats_it_only_when_that_is_safe() {
+    let (url, seen) = closing_backend().await;
+    let edge = edge_for(&[&url], &[]);
+    let client = edge.client_h1();
+    let get = |path: &str| client.get(edge.url(path)).send();
+    let sent = |path: &str| {
+        let seen = seen.lock().expect("lock");
+        seen.iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, c)| *c)
+            .collect::<Vec<_>>()
+    };
+
+    // A GET without a body: sent again on a fresh connection, and answered.
+    let resp = get("/api/v4/then-close").await.expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.bytes().await.expect("body");
+    let resp = get("/api/v4/users/me").await.expect("request");
+    assert_eq!(resp.status(), StatusCode::OK, "the GET was repeated");
+    resp.bytes().await.expect("body");
+    let twice = sent("/api/v4/users/me");
+    assert_eq!(
+        twice.len(),
+        2,
+        "once on the closed connection, once on a fresh one"
+    );
+    assert_ne!(twice[0], twice[1]);
+    assert_eq!(
+        sent("/api/v4/then-close")[0],
+        twice[0],
+        "the kept-alive connection was reused"
+    );
+
+    // A POST with a body: never sent twice; the client gets a 502.
+    let resp = get("/api/v4/then-close").await.expect("request");
+    resp.bytes().await.expect("body");
+    let resp = client
+        .post(edge.url("/api/v4/posts"))
+        .body("{\"message\":\"once\"}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(sent("/api/v4/posts").len(), 1, "a body is never sent twice");
+    edge.wait_for_log("connection closed before message completed");
 }

@@ -166,7 +166,8 @@ impl<C: Clock> LoginLimiter<C> {
             let mut buf = [0u8; LOGIN_PREFIX.len() + 16];
             let redis_key = login_key(&key, &mut buf);
             let (t, tolerance) = (self.interval_ns, self.tolerance_ns);
-            match shared.take(redis_key, key.digest(), t, tolerance).await {
+            // Boxed, like every Redis round trip on the request path (see `Buckets::take`).
+            match Box::pin(shared.take(redis_key, key.digest(), t, tolerance)).await {
                 Some(Step::Taken { .. }) => return Ok(Attempt { key, shared: true }),
                 Some(Step::Refused { wait_ns }) => return Err(retry_after_secs(wait_ns)),
                 None => {}
@@ -203,9 +204,7 @@ impl<C: Clock> LoginLimiter<C> {
             (Some(shared), true) => {
                 let mut buf = [0u8; LOGIN_PREFIX.len() + 16];
                 let redis_key = login_key(&attempt.key, &mut buf);
-                shared
-                    .give_back(redis_key, attempt.key.digest(), self.interval_ns)
-                    .await;
+                Box::pin(shared.give_back(redis_key, attempt.key.digest(), self.interval_ns)).await;
             }
             _ => {
                 let t = self.interval_ns;

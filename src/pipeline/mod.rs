@@ -170,46 +170,68 @@ where
     B::Error: Into<BoxError>,
 {
     /// Answers one request: never fails, errors become 4xx/5xx responses.
-    pub async fn handle(&self, conn: &ConnInfo, req: Request<B>) -> Response<ResponseBody<B>> {
-        let mut finish = Finish::new(RequestCtx::start(conn, &req), self.sink.clone());
-        let style = ErrorStyle::of(finish.route.is_api(), req.headers());
-        let (mut resp, tunnel) = match self.request_filter(&mut finish, &req).await {
-            Err(answer) => {
-                linger_unread(req);
-                (self.answer(&mut finish, answer, style), None)
-            }
-            Ok(()) => match self.forward(conn, &mut finish, req).await {
-                Ok(pair) => pair,
-                Err(e) => (self.answer(&mut finish, Answer::Error(e), style), None),
-            },
-        };
-        phases::settle_login(self.edge.login.as_ref(), &mut finish, resp.status()).await;
-        self.filters
-            .apply(self.edge.cors.as_ref(), &mut finish, resp.headers_mut());
-        finish.status = Some(resp.status());
-        match tunnel {
-            Some((client, upstream)) => {
-                let permit = match resp.body_mut() {
-                    Either::Left(pooled) => pooled.take_permit(),
-                    Either::Right(_) => None,
-                };
-                let gauge = self.metrics.as_ref().map(|m| m.websocket_tunnels.clone());
-                if let Some(g) = &gauge {
-                    g.inc();
+    ///
+    /// An async block, not an async fn: an async fn copies `req` into a second slot of its
+    /// future, and this future is moved several times per request.
+    #[allow(clippy::manual_async_fn)]
+    pub fn handle<'s, 'c>(
+        &'s self,
+        conn: &'c ConnInfo,
+        req: Request<B>,
+    ) -> impl std::future::Future<Output = Response<ResponseBody<B>>> + use<'s, 'c, B> {
+        async move {
+            let mut finish = Finish::new(RequestCtx::start(conn, &req), self.sink.clone());
+            let style = ErrorStyle::of(finish.route.is_api(), req.headers());
+            let (mut resp, tunnel) = match self.request_filter(&mut finish, &req).await {
+                Err(answer) => {
+                    linger_unread(req);
+                    (self.answer(&mut finish, answer, style), None)
                 }
-                // The session is logged when the tunnel closes, long after the request.
-                finish.detach();
-                tunnel::spawn(
-                    client,
-                    upstream,
-                    self.tunnel_timeouts,
-                    permit,
-                    self.shutdown.clone(),
-                    TunnelLog { finish, gauge },
-                );
-                resp.map(|b| Logged::new(b, None))
+                Ok(()) => {
+                    let proxy::Prepared {
+                        request,
+                        client_upgrade,
+                        bytes_in,
+                    } = self
+                        .forward
+                        .prepare(conn, finish.client_ip, finish.via_trusted_proxy, req);
+                    finish.bytes_in = bytes_in;
+                    // Held here, once, while the layers below try servers and connections.
+                    let mut slot = Some(request);
+                    match self.forward(&mut finish, &mut slot, client_upgrade).await {
+                        Ok(pair) => pair,
+                        Err(e) => (self.answer(&mut finish, Answer::Error(e), style), None),
+                    }
+                }
+            };
+            phases::settle_login(self.edge.login.as_ref(), &mut finish, resp.status()).await;
+            self.filters
+                .apply(self.edge.cors.as_ref(), &mut finish, resp.headers_mut());
+            finish.status = Some(resp.status());
+            match tunnel {
+                Some((client, upstream)) => {
+                    let permit = match resp.body_mut() {
+                        Either::Left(pooled) => pooled.take_permit(),
+                        Either::Right(_) => None,
+                    };
+                    let gauge = self.metrics.as_ref().map(|m| m.websocket_tunnels.clone());
+                    if let Some(g) = &gauge {
+                        g.inc();
+                    }
+                    // The session is logged when the tunnel closes, long after the request.
+                    finish.detach();
+                    tunnel::spawn(
+                        client,
+                        upstream,
+                        self.tunnel_timeouts,
+                        permit,
+                        self.shutdown.clone(),
+                        TunnelLog { finish, gauge },
+                    );
+                    resp.map(|b| Logged::new(b, None))
+                }
+                None => resp.map(|b| Logged::new(b, Some(finish))),
             }
-            None => resp.map(|b| Logged::new(b, Some(finish))),
         }
     }
 
@@ -232,13 +254,14 @@ where
         Ok(())
     }
 
-    /// Phase 7: Mattermost answers; a 101 to an upgrade request becomes a tunnel.
+    /// Phase 7: Mattermost answers the prepared request in `slot`; a 101 to an upgrade request
+    /// becomes a tunnel.
     #[allow(clippy::type_complexity)]
     async fn forward(
         &self,
-        conn: &ConnInfo,
         ctx: &mut RequestCtx,
-        req: Request<B>,
+        slot: &mut Option<Request<RequestBody<B>>>,
+        client_upgrade: Option<ClientUpgrade>,
     ) -> Result<
         (
             Response<Either<PooledBody<RequestBody<B>>, LocalBody>>,
@@ -248,11 +271,7 @@ where
     > {
         let mut server = self.forward.pick();
         ctx.upstream = Some(server.name().clone());
-        let prepared = self
-            .forward
-            .prepare(conn, ctx.client_ip, ctx.via_trusted_proxy, req);
-        ctx.bytes_in = prepared.bytes_in;
-        let sent = self.forward.send(&mut server, prepared.request).await;
+        let sent = self.forward.send(&mut server, slot).await;
         if ctx.upstream.as_ref() != Some(server.name()) {
             // Sent to another server after the first could not take it.
             ctx.upstream = Some(server.name().clone());
@@ -260,7 +279,7 @@ where
         let mut resp = sent?;
         ctx.upstream_us = Some(u32::try_from(ctx.start.elapsed().as_micros()).unwrap_or(u32::MAX));
         ctx.outcome = Outcome::Proxied;
-        let tunnel = match prepared.client_upgrade {
+        let tunnel = match client_upgrade {
             Some(client) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
                 Some((client, hyper::upgrade::on(&mut resp)))
             }

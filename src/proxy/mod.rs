@@ -153,16 +153,17 @@ where
     RequestBody<B>: Default,
     B::Error: Into<BoxError>,
 {
-    /// Sends a prepared request to `server` (or another, when none of it could be sent to
-    /// it, which `server` then names), waiting up to the upstream timeout for the response
-    /// head. A failure is classified: the client's body (too large, malformed, client gone), an
-    /// unreachable server (marked failed), or a server that closed without answering.
+    /// Sends the prepared request in `slot` to `server` (or another, when none of it could be
+    /// sent to it, which `server` then names), waiting up to the upstream timeout for the
+    /// response head. A failure is classified: the client's body (too large, malformed, client
+    /// gone), an unreachable server (marked failed), or a server that closed without answering.
+    /// (The request is held in the caller's slot, so that the request's future stores it once.)
     pub async fn send(
         &self,
         server: &mut Arc<Server<RequestBody<B>>>,
-        req: Request<RequestBody<B>>,
+        slot: &mut Option<Request<RequestBody<B>>>,
     ) -> Result<UpstreamResponse<B>, EdgeError> {
-        let sent = tokio::time::timeout(self.timeout, self.upstreams.send(server, req)).await;
+        let sent = tokio::time::timeout(self.timeout, self.upstreams.send(server, slot)).await;
         let name = || server.name().to_string();
         match sent {
             Ok(Ok(resp)) => Ok(resp),

@@ -26,7 +26,7 @@ pub mod pool;
 
 use health::{Clock, OnChange, ServerHealth};
 use pool::ServerPool;
-pub use pool::{ConnPermit, PooledBody, SendError, UpstreamError};
+pub use pool::{ConnPermit, PooledBody, UpstreamError};
 
 /// One Mattermost server: its health and its connections. `B` is the request body type.
 #[derive(Debug)]
@@ -216,30 +216,32 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    /// Sends a request (origin-form URI, Host set) to `server` over a pooled connection; a
-    /// request none of which reached it because it refused or failed the connection goes once
-    /// to another server, which `server` then names.
+    /// Sends the request in `slot` (origin-form URI, Host set) to `server` over a pooled
+    /// connection; a request none of which reached it because it refused or failed the
+    /// connection goes once to another server, which `server` then names. After an error,
+    /// `slot` still holds the request when none of it was sent.
     pub async fn send(
         &self,
         server: &mut Arc<Server<B>>,
-        req: Request<B>,
+        slot: &mut Option<Request<B>>,
     ) -> Result<Response<PooledBody<B>>, UpstreamError> {
-        let result = match server.pool.send(req).await {
-            Ok(resp) => Ok(resp),
-            Err(SendError {
-                error,
-                unsent: Some(req),
-            }) if self.servers.load().len() > 1 && !matches!(error, UpstreamError::Busy(_)) => {
+        let result = match server.pool.send(slot).await {
+            Err(error)
+                if slot.is_some()
+                    && self.servers.load().len() > 1
+                    && !matches!(error, UpstreamError::Busy(_)) =>
+            {
                 if error.is_connect() {
                     self.mark_failed(server);
                     self.reached(server, false);
                 }
                 let other = self.pick_other(Some(server));
                 warn!(upstream = %server.name(), error = %error, retry = %other.name(), "request not sent to Mattermost; sending it to another server");
+                drop(error);
                 *server = other;
-                server.pool.send(req).await.map_err(|e| e.error)
+                server.pool.send(slot).await
             }
-            Err(e) => Err(e.error),
+            first => first,
         };
         let connected = !matches!(&result, Err(e) if e.is_connect());
         self.reached(server, connected);

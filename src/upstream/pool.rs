@@ -55,24 +55,9 @@ pub enum UpstreamError {
     /// The connection failed while sending the request or reading the response head.
     #[error(transparent)]
     Http(#[from] hyper::Error),
-}
-
-/// A failed send, with the request when none of it was sent (it may go to another server).
-#[derive(Debug)]
-pub struct SendError<B> {
-    /// What failed.
-    pub error: UpstreamError,
-    /// The request, when no byte of it reached the server.
-    pub unsent: Option<Request<B>>,
-}
-
-impl<B> SendError<B> {
-    fn sent(error: impl Into<UpstreamError>) -> Self {
-        Self {
-            error: error.into(),
-            unsent: None,
-        }
-    }
+    /// [`ServerPool::send`] was given an empty slot (a bug in its caller, answered as a 502).
+    #[error("no request to send")]
+    NothingToSend,
 }
 
 impl UpstreamError {
@@ -206,13 +191,16 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    /// Sends `req` (origin-form URI, Host set) on an idle connection or a new one; see the
-    /// module documentation for when it is sent a second time. A request none of which was
-    /// sent comes back with the error.
+    /// Sends the request in `slot` (origin-form URI, Host set) on an idle connection or a new
+    /// one; see the module documentation for when it is sent a second time. After an error,
+    /// `slot` still holds the request when none of it was sent (it may go to another server).
+    ///
+    /// The request stays in the caller's slot rather than being passed by value, so that it
+    /// is stored once in the request's future, not once per layer of it.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<B>,
-    ) -> Result<Response<PooledBody<B>>, SendError<B>>
+        slot: &mut Option<Request<B>>,
+    ) -> Result<Response<PooledBody<B>>, UpstreamError>
     where
         B: Default,
     {
@@ -220,28 +208,27 @@ where
         loop {
             let (mut conn, reused) = match self.take_idle() {
                 Some(c) => (c, true),
-                None => match self.connect().await {
-                    Ok(c) => (c, false),
-                    Err(error) => {
-                        return Err(SendError {
-                            error,
-                            unsent: Some(req),
-                        })
-                    }
-                },
+                // Boxed: a new connection is the rare case, and its future would otherwise
+                // make every request's future larger.
+                None => (Box::pin(self.connect()).await?, false),
             };
             if let Err(e) = conn.sender.ready().await {
                 if reused {
                     continue;
                 }
-                return Err(SendError {
-                    error: e.into(),
-                    unsent: Some(req),
-                });
+                return Err(e.into());
             }
             // A repeat costs a copy of the head, made only where a repeat can happen.
-            let again = (reused && !retried && repeatable(&req)).then(|| head_of(&req));
-            match conn.sender.try_send_request(req).await {
+            let again = match slot.as_ref() {
+                Some(req) => (reused && !retried && repeatable(req)).then(|| head_of(req)),
+                None => return Err(UpstreamError::NothingToSend),
+            };
+            // Moved straight from the slot into hyper's future: no copy of it stays here.
+            let sending = match slot.take() {
+                Some(req) => conn.sender.try_send_request(req),
+                None => return Err(UpstreamError::NothingToSend),
+            };
+            match sending.await {
                 Ok(resp) => {
                     // An upgraded connection becomes the tunnel; it never returns to the pool.
                     let reusable = resp.status() != StatusCode::SWITCHING_PROTOCOLS;
@@ -254,23 +241,20 @@ where
                 }
                 Err(mut e) => {
                     if let Some(unsent) = e.take_message() {
+                        *slot = Some(unsent);
                         if reused {
-                            req = unsent;
                             continue;
                         }
-                        return Err(SendError {
-                            error: e.into_error().into(),
-                            unsent: Some(unsent),
-                        });
+                        return Err(e.into_error().into());
                     }
                     let err = e.into_error();
                     match again {
                         Some(head) if stale(&err) => {
                             debug!(error = %err, "kept-alive upstream connection was closed; sending once more on a fresh one");
                             retried = true;
-                            req = head.with_body(B::default());
+                            *slot = Some(head.with_body(B::default()));
                         }
-                        _ => return Err(SendError::sent(err)),
+                        _ => return Err(err.into()),
                     }
                 }
             }

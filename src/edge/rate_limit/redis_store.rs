@@ -75,7 +75,9 @@ impl BucketStore for Buckets {
         async move {
             match self {
                 Buckets::Local(local) => local.take_now(&key),
-                Buckets::Shared(shared) => shared.take_shared(&key).await,
+                // Boxed: the Redis round trip's future is ~1.9 KB, and every request's
+                // future (moved several times per request) would otherwise carry it.
+                Buckets::Shared(shared) => Box::pin(shared.take_shared(&key)).await,
             }
         }
     }
