@@ -8,6 +8,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's start-up options (its `malloc_conf`, read before the first allocation; an
+/// `_RJEM_MALLOC_CONF` environment variable still overrides them).
+///
+/// `tcache_nslots_small_min:64`: each thread keeps up to 64 freed blocks of each small size for
+/// reuse (jemalloc's minimum is 20, which is what every size above 128 bytes gets). hyper takes
+/// a fresh 8 KiB read buffer for nearly every message on both sides while the last message
+/// still holds the old one, so dozens of connections at once overflowed 20 slots: each overflow
+/// gave blocks back to the arena and the next burst fetched them again (about 11,000
+/// instructions a refill). The cost is a per-thread cache, trimmed by jemalloc while unused (at
+/// most about 6 MB per thread if every size filled its cache at once), not memory per
+/// connection.
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: Option<&u8> = Some(&b"tcache_nslots_small_min:64\0"[0]);
+
 fn main() -> std::process::ExitCode {
     #[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
     jemalloc_gives_memory_back();
