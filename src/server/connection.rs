@@ -30,8 +30,10 @@ use crate::lifecycle::Shutdown;
 use crate::observe::metrics::Metrics;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use woken::{SideWakes, Woken};
 
 mod parked;
+mod woken;
 
 /// HTTP/2: how often an idle connection is pinged, and how long the answer may take.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -293,33 +295,68 @@ impl Serve {
         tokio::pin!(connection);
         let mut shutdown = self.shutdown.clone();
         let mut closing = false;
+        let mut wakes = SideWakes::default();
         loop {
+            let side = std::pin::pin!(side(&mut watch, &mut shutdown, !closing, None));
+            let side = Woken::new(wakes.round(), side);
             tokio::select! {
+                biased;
                 res = connection.as_mut() => {
                     if let Err(e) = res {
                         debug!(%peer, error = %e, "connection ended with an error");
                     }
                     return;
                 }
-                expiry = watch.expired() => match expiry {
-                    Expiry::SendStalled => {
+                side = side => match side {
+                    Side::Expired(Expiry::SendStalled) => {
                         // The client stopped reading: a graceful close would wait on it forever.
                         debug!(%peer, timeout = ?self.send_timeout, "client took no response byte for the send timeout: connection closed");
                         return;
                     }
-                    Expiry::Idle if !closing => {
+                    Side::Expired(Expiry::Idle) if !closing => {
                         debug!(%peer, "idle connection closed");
                         closing = true;
                         connection.as_mut().close_gracefully();
                     }
-                    Expiry::Idle => {}
+                    Side::Expired(Expiry::Idle) | Side::Tick => {}
+                    Side::Shutdown => {
+                        closing = true;
+                        connection.as_mut().close_gracefully();
+                    }
                 },
-                _ = shutdown.requested(), if !closing => {
-                    closing = true;
-                    connection.as_mut().close_gracefully();
-                }
             }
         }
+    }
+}
+
+/// What a connection's side futures (beside hyper's connection) said.
+enum Side {
+    /// Its [`Watch`] fired.
+    Expired(Expiry),
+    /// Shutdown began.
+    Shutdown,
+    /// Time to look whether the connection can park (HTTPS HTTP/1.1 only).
+    Tick,
+}
+
+/// Waits for the first of a connection's side futures: its watch, the shutdown signal (while
+/// `open`) and, when it parks, its parking ticks (while `open`).
+async fn side(
+    watch: &mut Watch,
+    shutdown: &mut Shutdown,
+    open: bool,
+    ticks: Option<&mut tokio::time::Interval>,
+) -> Side {
+    let parking = open && ticks.is_some();
+    tokio::select! {
+        biased;
+        expiry = watch.expired() => Side::Expired(expiry),
+        _ = shutdown.requested(), if open => Side::Shutdown,
+        _ = async {
+            if let Some(t) = ticks {
+                t.tick().await;
+            }
+        }, if parking => Side::Tick,
     }
 }
 

@@ -30,7 +30,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tracing::debug;
 
-use super::{OpenGauge, Serve};
+use super::woken::{SideWakes, Woken};
+use super::{side, OpenGauge, Serve, Side};
 use crate::body::BoxError;
 use crate::io::rewind::Rewind;
 use crate::io::tracked::{Activity, Expiry, Watch};
@@ -157,7 +158,10 @@ impl Serve {
         let begun = activity.stream_events();
         let mut last = None;
         let mut closing = false;
+        let mut wakes = SideWakes::default();
         loop {
+            let side = std::pin::pin!(side(watch, &mut shutdown, !closing, Some(&mut ticks)));
+            let side = Woken::new(wakes.round(), side);
             tokio::select! {
                 biased;
                 res = &mut conn => return match res {
@@ -167,45 +171,46 @@ impl Serve {
                         End::Drop
                     }
                 },
-                expiry = watch.expired() => match expiry {
-                    Expiry::SendStalled => {
+                side = side => match side {
+                    Side::Expired(Expiry::SendStalled) => {
                         debug!(%peer, timeout = ?self.send_timeout, "client took no response byte for the send timeout: connection closed");
                         return End::Drop;
                     }
-                    Expiry::Idle if !closing => {
+                    Side::Expired(Expiry::Idle) if !closing => {
                         debug!(%peer, "idle connection closed");
                         closing = true;
                         Pin::new(&mut conn).graceful_shutdown();
                     }
-                    Expiry::Idle => {}
-                },
-                _ = shutdown.requested(), if !closing => {
-                    closing = true;
-                    Pin::new(&mut conn).graceful_shutdown();
-                }
-                _ = ticks.tick(), if !closing => {
-                    let mark = activity.idle_mark();
-                    let quiet = mark.is_some() && mark == last;
-                    if quiet && mark.is_some_and(|m| m.stream_events() > begun) {
+                    Side::Expired(Expiry::Idle) => {}
+                    Side::Shutdown => {
                         closing = true;
                         Pin::new(&mut conn).graceful_shutdown();
-                        // Idle in hyper's eyes, the session ends at once. Otherwise hyper was
-                        // still in a request: it finishes that one, and the connection closes.
-                        let now = std::future::poll_fn(|cx| {
-                            Poll::Ready(Pin::new(&mut conn).poll(cx))
-                        })
-                        .await;
-                        match now {
-                            Poll::Ready(Ok(())) => return End::Park(conn.into_parts()),
-                            Poll::Ready(Err(e)) => {
-                                debug!(%peer, error = %e, "connection ended with an error");
-                                return End::Drop;
-                            }
-                            Poll::Pending => {}
-                        }
                     }
-                    last = mark;
-                }
+                    Side::Tick => {
+                        let mark = activity.idle_mark();
+                        let quiet = mark.is_some() && mark == last;
+                        if quiet && mark.is_some_and(|m| m.stream_events() > begun) {
+                            closing = true;
+                            Pin::new(&mut conn).graceful_shutdown();
+                            // Idle in hyper's eyes, the session ends at once. Otherwise hyper
+                            // was still in a request: it finishes that one, and the
+                            // connection closes.
+                            let now = std::future::poll_fn(|cx| {
+                                Poll::Ready(Pin::new(&mut conn).poll(cx))
+                            })
+                            .await;
+                            match now {
+                                Poll::Ready(Ok(())) => return End::Park(conn.into_parts()),
+                                Poll::Ready(Err(e)) => {
+                                    debug!(%peer, error = %e, "connection ended with an error");
+                                    return End::Drop;
+                                }
+                                Poll::Pending => {}
+                            }
+                        }
+                        last = mark;
+                    }
+                },
             }
         }
     }
