@@ -218,14 +218,13 @@ where
                 }
                 return Err(e.into());
             }
-            // A repeat costs a copy of the head, made only where a repeat can happen.
-            let again = match slot.as_ref() {
-                Some(req) => (reused && !retried && repeatable(req)).then(|| head_of(req)),
-                None => return Err(UpstreamError::NothingToSend),
-            };
-            // Moved straight from the slot into hyper's future: no copy of it stays here.
-            let sending = match slot.take() {
-                Some(req) => conn.sender.try_send_request(req),
+            // Moved straight from the slot into hyper's future (no copy of it stays in this
+            // one); a repeat costs a copy of the head, made only where a repeat can happen.
+            let (again, sending) = match slot.take() {
+                Some(req) => (
+                    (reused && !retried && repeatable(&req)).then(|| head_of(&req)),
+                    conn.sender.try_send_request(req),
+                ),
                 None => return Err(UpstreamError::NothingToSend),
             };
             match sending.await {

@@ -4,7 +4,7 @@
 //! shutdown signal. `tokio::select!` polls every branch each time the task wakes, and the task
 //! wakes two or three times per request for hyper alone: re-polling the timers and the shutdown
 //! signal (which takes a lock) cost about 730 instructions per HTTP/1.1 request. A [`Woken`]
-//! branch is polled again only when its own waker fired, or when the task's waker changed.
+//! branch is polled once when made, then again only after its own waker fired.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-/// The wake-up flag of one connection's side futures; made once per connection.
+/// The wake-up flag of one connection's side futures; made once per serving loop (a plain or
+/// HTTP/2 connection, or one parking session).
 #[derive(Debug, Default)]
 struct Wakes {
     woken: AtomicBool,
