@@ -206,7 +206,10 @@ where
     {
         let mut retried = false;
         loop {
-            let (mut conn, reused) = match self.take_idle() {
+            // The repeat after a stale connection goes on a new one: another idle connection
+            // may be just as stale (Mattermost closing them all at once, in a restart).
+            let idle = if retried { None } else { self.take_idle() };
+            let (mut conn, reused) = match idle {
                 Some(c) => (c, true),
                 // Boxed: a new connection is the rare case, and its future would otherwise
                 // make every request's future larger.
