@@ -242,7 +242,18 @@ pub struct Watch {
 impl Watch {
     /// Watches `activity` for `idle` (no traffic) and `send` (client not reading) timeouts.
     pub fn new(activity: Arc<Activity>, idle: Duration, send: Duration) -> Self {
-        let period = (idle.min(send) / TICKS).max(Duration::from_millis(1));
+        Self::waking_for(activity, idle, send, idle)
+    }
+
+    /// Like [`Watch::new`], and while it is polled it also wakes its task at least eight times
+    /// per `wake` (for deadlines that are only checked when the task runs).
+    pub fn waking_for(
+        activity: Arc<Activity>,
+        idle: Duration,
+        send: Duration,
+        wake: Duration,
+    ) -> Self {
+        let period = (idle.min(send).min(wake) / TICKS).max(Duration::from_millis(1));
         let ticks_of = |d: Duration| {
             (d.as_nanos() / period.as_nanos().max(1))
                 .try_into()

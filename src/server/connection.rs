@@ -28,10 +28,12 @@ use crate::io::stream_stall::StreamExecutor;
 use crate::io::tracked::{Expiry, StreamGuard, Tracked, Watch};
 use crate::lifecycle::Shutdown;
 use crate::observe::metrics::Metrics;
+use header_timer::HeaderTimer;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use woken::{SideWakes, Woken};
 
+mod header_timer;
 mod parked;
 mod woken;
 
@@ -59,7 +61,7 @@ pub const H1_MAX_BUF: usize = 128 * 1024;
 macro_rules! h1_settings {
     ($builder:expr, $cfg:expr) => {
         $builder
-            .timer(TokioTimer::new())
+            .timer(HeaderTimer)
             .header_read_timeout($cfg.client_header_timeout)
             .max_headers(H1_MAX_HEADERS)
             .max_buf_size(H1_MAX_BUF)
@@ -266,7 +268,13 @@ impl Serve {
                 }))
             }
         });
-        let mut watch = Watch::new(activity.clone(), self.keepalive_timeout, self.send_timeout);
+        // Woken often enough for hyper's header timer too (see `header_timer`).
+        let mut watch = Watch::waking_for(
+            activity.clone(),
+            self.keepalive_timeout,
+            self.send_timeout,
+            self.handshake_timeout,
+        );
         if h2 {
             watch = watch.by_streams();
         }
