@@ -268,12 +268,17 @@ impl Serve {
                 }))
             }
         });
-        // Woken often enough for hyper's header timer too (see `header_timer`).
+        // HTTP/1.1: woken often enough for hyper's header timer too (see `header_timer`).
+        let wake = if h2 {
+            self.keepalive_timeout
+        } else {
+            self.handshake_timeout
+        };
         let mut watch = Watch::waking_for(
             activity.clone(),
             self.keepalive_timeout,
             self.send_timeout,
-            self.handshake_timeout,
+            wake,
         );
         if h2 {
             watch = watch.by_streams();

@@ -26,31 +26,32 @@ pub(super) struct HeaderTimer;
 
 impl Timer for HeaderTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
-        self.sleep_until(Instant::now() + duration)
+        Box::pin(Deadline(Instant::now().checked_add(duration)))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
-        Box::pin(Deadline(deadline))
+        Box::pin(Deadline(Some(deadline)))
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<Deadline>() {
-            Some(mut deadline) => deadline.0 = new_deadline,
+            Some(mut deadline) => deadline.0 = Some(new_deadline),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }
 }
 
-/// Ready once its instant has passed, checked when polled. It registers no waker: the
-/// connection's watch wakes the task that polls it (see the module docs).
+/// Ready once its instant has passed, checked when polled (`None`: beyond what `Instant` can
+/// hold, never). It registers no waker: the connection's watch wakes the task that polls it
+/// (see the module docs).
 #[derive(Debug)]
-struct Deadline(Instant);
+struct Deadline(Option<Instant>);
 
 impl Future for Deadline {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.0 {
+        if self.0.is_some_and(|at| Instant::now() >= at) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -79,5 +80,6 @@ mod tests {
         timer.reset(&mut sleep, Instant::now() + Duration::from_secs(3600));
         assert_eq!(poll(&mut sleep), Poll::Pending);
         assert_eq!(poll(&mut timer.sleep(Duration::ZERO)), Poll::Ready(()));
+        assert_eq!(poll(&mut timer.sleep(Duration::MAX)), Poll::Pending);
     }
 }
