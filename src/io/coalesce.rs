@@ -3,28 +3,35 @@
 //! The h2 crate flushes its frame buffer each time it queues a DATA frame of 256 bytes or more,
 //! so with many streams on a connection every response becomes its own TLS record and its own
 //! `writev` (measured: one per response in bench (c)). This wrapper takes the writes into a
-//! buffer and defers the first flush to the connection task's next poll, which it schedules at
-//! once (`wake_by_ref`): every stream that completes in between shares one record and one system
-//! call. The deferred bytes are written before anything else happens on the connection (any
-//! read, write past the high-water mark, or second flush), so nothing is held back longer than
-//! one turn of the scheduler.
+//! buffer and defers the flush to the end of the scheduler's turn: the wake it asks for comes
+//! once every other ready task has run and the I/O driver has been polled (tokio's `yield_now`
+//! wake). Until that wake, flushes and reads leave the buffer alone, so every stream that
+//! completes during the turn, those whose upstream answers arrive in it included, shares one
+//! record and one system call. Then the first read or flush writes it all; past the high-water
+//! mark a write goes through at once. Nothing is held back longer than one turn of the scheduler
+//! (in tokio, at most 61 task polls).
 
+use std::future::Future;
 use std::io;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::wake_flag::WakeFlag;
+
 /// Past this many buffered bytes, writes go through before more are taken.
 const HIGH_WATER: usize = 64 * 1024;
 
-/// An I/O object whose flushes are deferred by one poll so that writes coalesce.
+/// An I/O object whose flushes wait for the end of the scheduler's turn so that writes coalesce.
 #[derive(Debug)]
 pub struct Coalesce<T> {
     inner: T,
     buf: Vec<u8>,
-    /// A flush was promised for the next poll.
+    /// A flush was promised for the end of the scheduler's turn.
     deferred: bool,
+    /// Set when that turn has ended.
+    turn: WakeFlag,
 }
 
 impl<T> Coalesce<T> {
@@ -34,6 +41,28 @@ impl<T> Coalesce<T> {
             inner,
             buf: Vec::new(),
             deferred: false,
+            turn: WakeFlag::default(),
+        }
+    }
+
+    /// Promises a flush at the end of the scheduler's turn and asks for the wake then.
+    fn promise(&mut self, cx: &mut Context<'_>) {
+        self.deferred = true;
+        self.turn.take();
+        self.turn.pass_to(cx);
+        // The first poll of `yield_now` hands the waker to the scheduler's deferred list (or,
+        // outside a runtime, wakes it at once) and returns Pending; dropping it cancels nothing.
+        let mut turn_cx = Context::from_waker(self.turn.waker());
+        let first = pin!(tokio::task::yield_now()).poll(&mut turn_cx);
+        debug_assert!(first.is_pending());
+    }
+
+    /// Whether the buffered bytes are due: promised and the turn over, or never promised.
+    fn due(&self) -> bool {
+        if self.deferred {
+            self.turn.fired()
+        } else {
+            !self.buf.is_empty()
         }
     }
 }
@@ -71,7 +100,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesce<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.deferred || !this.buf.is_empty() {
+        if this.due() {
             // The promised flush; if the socket is full, reading goes on and the write waker
             // brings the task back.
             if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
@@ -123,9 +152,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
             return Pin::new(&mut this.inner).poll_flush(cx);
         }
         if !this.deferred {
-            // Promise the flush for the next poll and make sure there is one.
-            this.deferred = true;
-            cx.waker().wake_by_ref();
+            this.promise(cx);
+            return Poll::Ready(Ok(()));
+        }
+        if !this.due() {
+            // Promised already; the turn's wake brings the task back.
             return Poll::Ready(Ok(()));
         }
         this.poll_drain(cx)
@@ -144,20 +175,40 @@ mod tests {
     use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
-    async fn a_deferred_flush_is_delivered_on_the_next_poll() {
+    async fn flushes_wait_for_the_end_of_the_schedulers_turn() {
         let (a, mut b) = duplex(1 << 20);
         let mut c = Coalesce::new(a);
         c.write_all(b"one ").await.expect("write");
         c.flush().await.expect("deferred flush");
         c.write_all(b"two").await.expect("write");
+        c.flush().await.expect("flush within the same turn");
         // Nothing has reached the peer yet: both writes wait in one buffer.
         let mut probe = [0u8; 16];
         let early = tokio::time::timeout(std::time::Duration::ZERO, b.read(&mut probe)).await;
-        assert!(early.is_err(), "bytes went out before the deferred flush");
-        c.flush().await.expect("second flush writes");
+        assert!(early.is_err(), "bytes went out before the turn ended");
+        // The scheduler runs out of tasks, polls its driver and wakes what it deferred.
+        tokio::task::yield_now().await;
+        c.flush().await.expect("flush after the turn writes");
         let mut got = vec![0u8; 7];
         b.read_exact(&mut got).await.expect("read");
         assert_eq!(&got, b"one two");
+    }
+
+    #[tokio::test]
+    async fn the_high_water_mark_writes_at_once() {
+        let (a, mut b) = duplex(4 * HIGH_WATER);
+        let mut c = Coalesce::new(a);
+        let block = vec![7u8; HIGH_WATER];
+        c.write_all(&block).await.expect("write");
+        c.flush().await.expect("deferred flush");
+        c.write_all(b"x")
+            .await
+            .expect("a write past the mark drains first");
+        let mut got = vec![0u8; HIGH_WATER];
+        b.read_exact(&mut got)
+            .await
+            .expect("the first block arrived within the turn");
+        assert_eq!(got, block);
     }
 
     #[tokio::test]

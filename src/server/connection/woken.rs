@@ -8,55 +8,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
-/// The wake-up flag of one connection's side futures; made once per serving loop (a plain or
-/// HTTP/2 connection, or one parking session).
+use crate::io::wake_flag::WakeFlag;
+
+/// The state of one connection's side futures: the flag their waker sets, made once per serving
+/// loop (a plain or HTTP/2 connection, or one parking session).
 #[derive(Debug, Default)]
-struct Wakes {
-    woken: AtomicBool,
-    /// The task to wake; replaced (under the lock) only when the task's waker changes.
-    task: Mutex<Option<Waker>>,
-}
-
-impl Wake for Wakes {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        let task = self.task.lock().map(|t| t.clone()).unwrap_or(None);
-        if let Some(task) = task {
-            task.wake();
-        }
-    }
-}
-
-/// The state of one connection's side futures: its flag and the wakers made from it.
-#[derive(Debug)]
 pub struct SideWakes {
-    shared: Arc<Wakes>,
-    /// The flag as a waker, given to the side futures.
-    waker: Waker,
-    /// The task waker last stored in `shared`.
-    task: Option<Waker>,
+    flag: WakeFlag,
     /// Whether the side futures of the current round were polled once since it began.
     polled: bool,
-}
-
-impl Default for SideWakes {
-    fn default() -> Self {
-        let shared = Arc::new(Wakes::default());
-        Self {
-            waker: Waker::from(shared.clone()),
-            shared,
-            task: None,
-            polled: false,
-        }
-    }
 }
 
 impl SideWakes {
@@ -70,14 +32,9 @@ impl SideWakes {
     /// theirs. They registered the flag's waker, not the task's, so a new task waker only has
     /// to be stored for the flag to pass wakes on.
     fn due(&mut self, cx: &Context<'_>) -> bool {
-        if !self.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
-            if let Ok(mut task) = self.shared.task.lock() {
-                *task = Some(cx.waker().clone());
-            }
-            self.task = Some(cx.waker().clone());
-        }
+        self.flag.pass_to(cx);
         // Taken before the poll: a wake during or after it is seen the next time.
-        let woken = self.shared.woken.swap(false, Ordering::AcqRel);
+        let woken = self.flag.take();
         let due = woken || !self.polled;
         self.polled = true;
         due
@@ -87,7 +44,7 @@ impl SideWakes {
         if !self.due(cx) {
             return Poll::Pending;
         }
-        Pin::new(fut).poll(&mut Context::from_waker(&self.waker))
+        Pin::new(fut).poll(&mut Context::from_waker(self.flag.waker()))
     }
 }
 
@@ -116,6 +73,7 @@ impl<F: Future> Future for Woken<'_, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::Waker;
 
     /// Counts its polls; ready once `ready` is set, and keeps the last waker it was given.
     #[derive(Default)]
