@@ -93,9 +93,9 @@ fn follow_upload_limit(
     }
 }
 
-/// The async runtime: with one worker, a single-threaded scheduler, whose plain FIFO run queue
-/// lets an HTTP/2 connection collect more finished streams per write (see io::coalesce);
-/// otherwise one worker thread per `workers`.
+/// The async runtime: with one worker, a single-threaded scheduler (less bookkeeping than the
+/// multi-thread one, whose single-worker form showed no gain on HTTP/1.1); otherwise one worker
+/// thread per `workers`.
 fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
     if workers <= 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -92,7 +92,8 @@ enum Proto {
 pub struct Serve {
     auto: auto::Builder<StreamExecutor>,
     h1: http1::Builder,
-    handshake_timeout: Duration,
+    /// The client header timeout: TLS handshake, PROXY header and each HTTP/1.1 request head.
+    header_timeout: Duration,
     keepalive_timeout: Duration,
     send_timeout: Duration,
     shutdown: Shutdown,
@@ -131,7 +132,7 @@ impl Serve {
         Self {
             auto,
             h1,
-            handshake_timeout: cfg.client_header_timeout,
+            header_timeout: cfg.client_header_timeout,
             keepalive_timeout: cfg.keepalive_timeout,
             send_timeout: cfg.send_timeout,
             shutdown,
@@ -157,7 +158,7 @@ impl Serve {
         proxy_header: Option<&ProxyHeader>,
         handler: Arc<H>,
     ) {
-        let deadline = Instant::now() + self.handshake_timeout;
+        let deadline = Instant::now() + self.header_timeout;
         let peer = match proxy_header {
             None => peer,
             Some(reader) => match reader.read(&mut stream, peer, deadline).await {
@@ -190,7 +191,7 @@ impl Serve {
                 if session.alpn_protocol() == Some(crate::tls::acme::challenges::ACME_TLS_ALPN) {
                     // A TLS-ALPN-01 validation: the handshake was the answer (RFC 8737 3).
                     let mut stream = stream;
-                    let _ = tokio::time::timeout(self.handshake_timeout, stream.shutdown()).await;
+                    let _ = tokio::time::timeout(self.header_timeout, stream.shutdown()).await;
                     return;
                 }
                 let conn = ConnInfo::new(peer, role, version);
@@ -272,7 +273,7 @@ impl Serve {
         let wake = if h2 {
             self.keepalive_timeout
         } else {
-            self.handshake_timeout
+            self.header_timeout
         };
         let mut watch = Watch::waking_for(
             activity.clone(),

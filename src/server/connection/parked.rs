@@ -234,7 +234,7 @@ impl Serve {
             _ => None,
         };
         let mut shutdown = self.shutdown.clone();
-        let deadline = Instant::now() + self.handshake_timeout;
+        let deadline = Instant::now() + self.header_timeout;
         let mut byte = [0u8; 1];
         tokio::select! {
             read = io.read(&mut byte) => match read {
