@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -252,7 +252,7 @@ impl Serve {
         // waits for its requests to finish.
         let streams = (h2 || parking).then(|| activity.clone());
         let ctx = shared.clone();
-        let service = service_fn(move |mut req| {
+        let respond = move |mut req: hyper::Request<Incoming>| {
             let ctx = ctx.clone();
             let guard = streams.as_ref().map(|a| a.stream());
             async move {
@@ -268,7 +268,7 @@ impl Serve {
                     _guard: guard,
                 }))
             }
-        });
+        };
         // HTTP/1.1: woken often enough for hyper's header timer too (see `header_timer`).
         let wake = if h2 {
             self.keepalive_timeout
@@ -287,12 +287,19 @@ impl Serve {
         match proto {
             Proto::Sniff | Proto::H2 => {
                 let io = TokioIo::new(io);
+                // Each request's future boxed: HTTP/2 runs it as its own task, and h2, hyper
+                // and tokio move it by value several times on the way there and write its
+                // whole stage again when it ends. Boxed, they move a pointer: -1.9% instructions
+                // per HTTP/2 request. (HTTP/1.1's dispatcher holds one in place already, so
+                // HTTPS HTTP/1.1 below takes it unboxed; plain HTTP/1.1 here pays a malloc.)
+                let service = service_fn(move |req| Box::pin(respond(req)));
                 let connection = self.auto.serve_connection_with_upgrades(io, service);
                 // Boxed, so that the HTTPS HTTP/1.1 instance of this future (which a parked
                 // connection keeps) is not sized for hyper-util's connection.
                 Box::pin(self.drive(connection, watch, peer)).await;
             }
             Proto::H1 => {
+                let service = service_fn(respond);
                 self.h1_parking(io, service, watch, &activity, &shared.handoff, peer)
                     .await;
             }
