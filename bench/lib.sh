@@ -3,8 +3,10 @@
 # a self-signed P-256 certificate for localhost, ephemeral loopback ports, one work dir that
 # is removed on exit together with every process started.
 
-# bench_setup PREFIX: makes $WORK (/tmp/PREFIX.XXXXXX), the certificate and posts.json, starts
-# the backend ($BACKEND is its port), and arms the cleanup of $WORK and of every pid in PIDS.
+# bench_setup PREFIX [WS_PORT]: makes $WORK (/tmp/PREFIX.XXXXXX), the certificate and
+# posts.json, starts the backend ($BACKEND is its port), and arms the cleanup of $WORK and of
+# every pid in PIDS. The backend also takes uploads (POST /upload, any size up to 1 GiB, answered
+# 204) and, given WS_PORT, hands /api/v4/websocket to a WebSocket server there (ws_backend.py).
 bench_setup() {
   WORK=$(mktemp -d "/tmp/$1.XXXXXX")
   chmod 755 "$WORK"
@@ -17,6 +19,11 @@ bench_setup() {
   chmod 644 "$WORK/posts.json"
   BACKEND=$(port)
   mkdir -p "$WORK/backend"
+  local ws_location=""
+  [ -n "${2:-}" ] && ws_location="        location /api/v4/websocket {
+            proxy_pass http://127.0.0.1:$2; proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection upgrade;
+        }"
   cat >"$WORK/backend/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -30,6 +37,8 @@ http {
     server {
         listen 127.0.0.1:$BACKEND;
         location = /posts { default_type application/json; alias $WORK/posts.json; }
+        location = /upload { client_max_body_size 1g; return 204; }
+$ws_location
     }
 }
 CONF

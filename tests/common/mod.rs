@@ -30,7 +30,12 @@ pub fn binary() -> PathBuf {
 
 /// A command for the binary with a clean environment (nothing leaks in from the developer's shell).
 pub fn command() -> Command {
-    let mut cmd = Command::new(binary());
+    command_for(&binary())
+}
+
+/// [`command`] for another build of mm-edge (`contrib/pgo-build`'s, say).
+pub fn command_for(bin: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin);
     cmd.env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
@@ -45,24 +50,30 @@ pub fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(args)
-        .stdin(Stdio::null())
+    cmd.args(args);
+    output_within(cmd, PATIENCE, &format!("mm-edge {args:?}"))
+}
+
+/// Runs `cmd` to completion (stdin empty, stdout and stderr collected); one that has not ended
+/// within `patience` is killed and fails the test, naming `what`.
+pub fn output_within(mut cmd: Command, patience: Duration, what: &str) -> Output {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().expect("run mm-edge");
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("run {what}: {e}"));
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(PATIENCE) {
-        Ok(out) => out.expect("wait for mm-edge"),
+    match rx.recv_timeout(patience) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("wait for {what}: {e}")),
         Err(_) => {
             let _ = Command::new("kill")
                 .arg("-KILL")
                 .arg(pid.to_string())
                 .status();
-            panic!("mm-edge {args:?} did not end within {PATIENCE:?}");
+            panic!("{what} did not end within {patience:?}");
         }
     }
 }
@@ -80,6 +91,7 @@ pub struct EdgeBuilder {
     args: Vec<String>,
     state: tempfile::TempDir,
     nofile: Option<u64>,
+    binary: Option<PathBuf>,
 }
 
 impl EdgeBuilder {
@@ -108,6 +120,12 @@ impl EdgeBuilder {
         self
     }
 
+    /// Runs this build of mm-edge instead of the one under test.
+    pub fn binary(mut self, bin: PathBuf) -> Self {
+        self.binary = Some(bin);
+        self
+    }
+
     /// The state directory the edge will use.
     pub fn state_dir(&self) -> PathBuf {
         self.state.path().to_path_buf()
@@ -115,8 +133,9 @@ impl EdgeBuilder {
 
     /// Starts the edge and waits for its "listening" log line.
     pub fn spawn(self) -> Edge {
+        let bin = self.binary.clone().unwrap_or_else(binary);
         let mut cmd = match self.nofile {
-            None => command(),
+            None => command_for(&bin),
             Some(n) => {
                 let mut c = Command::new("sh");
                 c.env_clear();
@@ -125,7 +144,7 @@ impl EdgeBuilder {
                 }
                 c.arg("-c")
                     .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                    .arg(binary());
+                    .arg(&bin);
                 c
             }
         };
@@ -219,6 +238,7 @@ impl Edge {
             args: Vec::new(),
             state,
             nofile: None,
+            binary: None,
         };
         let dir = b.state_dir();
         b.env("MM_EDGE_HTTPS_LISTEN", "127.0.0.1:0")
