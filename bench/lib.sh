@@ -57,11 +57,27 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0));
 
 # edge_env HTTPS_PORT STATE_DIR: the environment (for `env -i`) of an mm-edge in front of the
 # backend: one worker, the certificate above, warnings only, the access log off, the rate
-# limiter off unless RL=true (then with limits nothing reaches).
+# limiter off unless RL=true (then with limits nothing reaches). $EDGE_HTTP is its plain
+# listener (host:port).
 edge_env() {
+  EDGE_HTTP="127.0.0.1:$(port)"
   EDGE_ENV=(PATH="$PATH" MM_EDGE_WORKERS=1 MM_EDGE_HTTPS_LISTEN="127.0.0.1:$1"
-    MM_EDGE_HTTP_LISTEN="127.0.0.1:$(port)" MM_EDGE_UPSTREAMS="http://127.0.0.1:$BACKEND"
+    MM_EDGE_HTTP_LISTEN="$EDGE_HTTP" MM_EDGE_UPSTREAMS="http://127.0.0.1:$BACKEND"
     MM_EDGE_TLS_CERT="$WORK/cert.pem" MM_EDGE_TLS_KEY="$WORK/key.pem" MM_EDGE_STATE_DIR="$2"
     MATTERMOST_HOST=localhost MATTERMOST_ENABLE_RATE_LIMIT="${RL:-false}"
     MATTERMOST_RATE_LIMIT_QPS=1000000 MATTERMOST_RATE_LIMIT_BURST=1000000 MM_EDGE_LOG=warn MM_EDGE_ACCESS_LOG=off)
+}
+
+# edge_up HTTPS_PORT PID LOG [SECONDS]: waits (up to SECONDS, default 30) until the edge answers
+# /.mm-edge/healthz; if it exits first or does not answer in time, prints LOG and returns 1.
+edge_up() {
+  local _
+  for _ in $(seq $((${4:-30} * 10))); do
+    curl -sk -o /dev/null "https://127.0.0.1:$1/.mm-edge/healthz" && return 0
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "mm-edge (pid $2) did not answer on port $1; its log:" >&2
+  cat "$3" >&2
+  return 1
 }
